@@ -1,0 +1,197 @@
+"""Factored categorical distributions: the mathematics of section 4 of the paper.
+
+Every distribution follows one interface, documented here once. All of it is batched; joint
+actions are integer tensors ``[batch, k]`` of sub-action indices.
+
+- ``sample()``: a joint action per batch row.
+- ``log_prob(actions)``: ``log pi(a|s) = sum_i log pi^i(a^i | ...)``, shape ``[batch]``.
+- ``entropy()``: the entropy of the joint distribution (independent: exact, Proposition 1.1;
+  autoregressive: the unbiased estimator of Proposition 1.2), shape ``[batch]``.
+- ``kl(other)``: ``KL[self || other]`` (independent: exact, Proposition 2.1; autoregressive:
+  the estimator of Proposition 2.2, one sequence drawn from ``self`` and fed to both).
+- ``mode()``: the most likely joint action (autoregressive: greedy, head by head).
+
+Sub-action sizes may differ; logits are padded to ``max_n`` and a boolean mask ``[k, max_n]``
+marks the values that exist. Padded values get probability zero and contribute nothing.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+LogitsFn = Callable[[Tensor], Tensor]
+"""Teacher-forced logits: ``actions [B, k] -> logits [B, k, max_n]``, row i using a[:, :i]."""
+
+StepFn = Callable[[Tensor, int], Tensor]
+"""Logits of head i alone: ``(actions [B, k], i) -> logits [B, max_n]``, using a[:, :i]."""
+
+
+def masked_log_softmax(logits: Tensor, mask: Tensor) -> Tensor:
+    """Log-probabilities per dimension, ``-inf`` where the value does not exist."""
+    return logits.masked_fill(~mask, float("-inf")).log_softmax(dim=-1)
+
+
+def _gumbel_argmax(log_probs: Tensor) -> Tensor:
+    # argmax(log p + Gumbel) samples from p; -log(Exp(1)) is a standard Gumbel variable.
+    gumbel = -torch.empty_like(log_probs).exponential_().log()
+    return (log_probs + gumbel).argmax(dim=-1)
+
+
+class FactoredDistribution(ABC):
+    """The interface every factored distribution offers (see the module docstring)."""
+
+    mask: Tensor
+
+    @abstractmethod
+    def sample(self) -> Tensor:
+        """A joint action ``[batch, k]`` per row."""
+
+    @abstractmethod
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Joint log-probability of given actions, ``[batch]``."""
+
+    @abstractmethod
+    def entropy(self) -> Tensor:
+        """Entropy of the joint distribution (or its unbiased estimate), ``[batch]``."""
+
+    @abstractmethod
+    def kl(self, other: FactoredDistribution) -> Tensor:
+        """``KL[self || other]`` (or its unbiased estimate), ``[batch]``."""
+
+    @abstractmethod
+    def mode(self) -> Tensor:
+        """The most likely joint action ``[batch, k]``."""
+
+
+class IndependentCategorical(FactoredDistribution):
+    """``pi(a|s) = prod_i pi^i(a^i|s)``: one categorical per dimension, all in one tensor."""
+
+    def __init__(self, logits: Tensor, mask: Tensor) -> None:
+        if logits.dim() != 3 or logits.shape[-2:] != mask.shape:
+            raise ValueError(
+                f"logits must be [batch, k, max_n] matching mask {tuple(mask.shape)}, "
+                f"got {tuple(logits.shape)}"
+            )
+        self.mask = mask
+        self.logits = logits
+        self.log_probs = masked_log_softmax(logits, mask)  # [B, k, max_n], -inf when padded
+        self.probs = self.log_probs.exp()  # exactly 0 when padded
+        # log p with padded entries at 0, so that p * log p is 0 there instead of nan
+        self._log_probs0 = self.log_probs.masked_fill(~mask, 0.0)
+
+    def sample(self) -> Tensor:
+        """Sample every dimension in parallel."""
+        return _gumbel_argmax(self.log_probs.detach())
+
+    def log_prob_dims(self, actions: Tensor) -> Tensor:
+        """``log pi^i(a^i|s)`` per dimension, ``[batch, k]``."""
+        return self.log_probs.gather(-1, actions.long().unsqueeze(-1)).squeeze(-1)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Sum of the per-dimension log-probabilities."""
+        return self.log_prob_dims(actions).sum(-1)
+
+    def entropy_dims(self) -> Tensor:
+        """``H(pi^i(.|s))`` per dimension, ``[batch, k]``."""
+        return -(self.probs * self._log_probs0).sum(-1)
+
+    def entropy(self) -> Tensor:
+        """Proposition 1.1: the joint entropy is the sum of the sub-entropies."""
+        return self.entropy_dims().sum(-1)
+
+    def kl_dims(self, other: IndependentCategorical) -> Tensor:
+        """``KL[pi^i || mu^i]`` per dimension, ``[batch, k]``."""
+        return (self.probs * (self._log_probs0 - other._log_probs0)).sum(-1)
+
+    def kl(self, other: FactoredDistribution) -> Tensor:
+        """Proposition 2.1: the joint KL is the sum of the sub-KLs."""
+        if not isinstance(other, IndependentCategorical):
+            raise TypeError("KL between an independent and a non-independent distribution")
+        return self.kl_dims(other).sum(-1)
+
+    def mode(self) -> Tensor:
+        """Per-dimension argmax, which is the joint mode for a product distribution."""
+        return self.log_probs.argmax(-1)
+
+
+class AutoregressiveCategorical(FactoredDistribution):
+    """``pi(a|s) = prod_i pi^i(a^i | u^{i-1})`` with ``u^{i-1} = (s, a^1..a^{i-1})``.
+
+    ``logits_fn`` gives every head's logits in one batched pass when fed a whole action
+    tensor (teacher forcing: head i sees only ``a[:, :i]``). ``step_fn``, when given,
+    computes one head alone for sequential sampling; otherwise ``logits_fn`` is used.
+    """
+
+    def __init__(
+        self,
+        logits_fn: LogitsFn,
+        mask: Tensor,
+        batch_size: int,
+        step_fn: StepFn | None = None,
+    ) -> None:
+        self.mask = mask
+        self.logits_fn = logits_fn
+        self.step_fn: StepFn = step_fn or (lambda a, i: logits_fn(a)[:, i])
+        self.batch_size = batch_size
+        self._cached: tuple[Tensor, Tensor] | None = None  # (sampled actions, their logits)
+
+    @property
+    def n_dims(self) -> int:
+        """Number of sub-action dimensions k."""
+        return int(self.mask.shape[0])
+
+    def _sequential(self, greedy: bool) -> tuple[Tensor, Tensor]:
+        k, max_n = self.mask.shape
+        actions = torch.zeros(self.batch_size, k, dtype=torch.long, device=self.mask.device)
+        logits = []
+        for i in range(k):  # sequential by nature: head i needs a^1..a^{i-1}
+            step_logits = self.step_fn(actions, i)
+            log_p = masked_log_softmax(step_logits.detach(), self.mask[i])
+            actions[:, i] = log_p.argmax(-1) if greedy else _gumbel_argmax(log_p)
+            logits.append(step_logits)
+        return actions, torch.stack(logits, dim=1)
+
+    def sample(self) -> Tensor:
+        """Sample head by head, each conditioned on the sub-actions already chosen."""
+        actions, logits = self._sequential(greedy=False)
+        self._cached = (actions, logits)
+        return actions
+
+    def conditionals(self, actions: Tensor) -> IndependentCategorical:
+        """The per-head conditionals ``pi^i(.|u^{i-1})`` along a given action sequence."""
+        if self._cached is not None and actions is self._cached[0]:
+            logits = self._cached[1]
+        else:
+            logits = self.logits_fn(actions.long())
+        return IndependentCategorical(logits, self.mask)
+
+    def log_prob(self, actions: Tensor) -> Tensor:
+        """Exact joint log-probability, every head fed its true prefix in one pass."""
+        return self.conditionals(actions).log_prob(actions)
+
+    def entropy(self, actions: Tensor | None = None) -> Tensor:
+        """Proposition 1.2: ``sum_i H(pi^i(.|u^{i-1}))`` along a sequence drawn from pi.
+
+        Unbiased only when ``actions`` were sampled from this very distribution; by default
+        a fresh sequence is sampled.
+        """
+        seq = self.sample() if actions is None else actions
+        return self.conditionals(seq).entropy()
+
+    def kl(self, other: FactoredDistribution, actions: Tensor | None = None) -> Tensor:
+        """Proposition 2.2: ``sum_i KL[pi^i || mu^i]`` along one sequence drawn from self.
+
+        The same sequence conditions both policies' heads.
+        """
+        if not isinstance(other, AutoregressiveCategorical):
+            raise TypeError("KL between an autoregressive and a non-autoregressive distribution")
+        seq = self.sample() if actions is None else actions
+        return self.conditionals(seq).kl(other.conditionals(seq))
+
+    def mode(self) -> Tensor:
+        """Greedy decoding: the argmax of each head given the argmaxes before it."""
+        return self._sequential(greedy=True)[0]

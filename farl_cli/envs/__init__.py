@@ -1,0 +1,63 @@
+"""One registry of every environment name farl knows: ``make_env(name, **kwargs)``."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from typing import Any
+
+import gymnasium as gym
+
+from farl_cli.errors import FarlError
+
+# MuJoCo renders through EGL when no display is there to open a window on (glfw would crash).
+if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
+    os.environ.setdefault("MUJOCO_GL", "egl")
+
+PLATFORM_ID = "farl/Platform-v0"
+MUJOCO_IDS: dict[str, str] = {
+    "hopper": "Hopper-v5",
+    "halfcheetah": "HalfCheetah-v5",
+    "walker2d": "Walker2d-v5",
+    "humanoid": "Humanoid-v5",
+}
+GYM_PREFIX = "gym:"
+
+if PLATFORM_ID not in gym.registry:
+    gym.register(PLATFORM_ID, entry_point="farl_cli.envs.platform:PlatformEnv")
+
+
+class UnknownEnvironmentError(FarlError):
+    """An environment name that is not in the registry."""
+
+
+def known_names() -> list[str]:
+    """Every name ``make_env`` accepts, ``gym:<ID>`` standing for any gymnasium id."""
+    return ["platform", *MUJOCO_IDS, f"{GYM_PREFIX}<ID>"]
+
+
+def make_env(name: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """Build an environment by farl name, with its native action space."""
+    if name == "platform":
+        from farl_cli.envs.platform import PlatformEnv
+
+        return PlatformEnv(render_mode=render_mode, **kwargs)
+    if name in MUJOCO_IDS:
+        return _gym_make(MUJOCO_IDS[name], render_mode, kwargs)
+    if name.startswith(GYM_PREFIX) and len(name) > len(GYM_PREFIX):
+        return _gym_make(name[len(GYM_PREFIX) :], render_mode, kwargs)
+    names = known_names()
+    close = difflib.get_close_matches(name, names[:-1], n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    raise UnknownEnvironmentError(
+        f"unknown environment {name!r}; known: {', '.join(names)}.{hint}"
+    )
+
+
+def _gym_make(env_id: str, render_mode: str | None, kwargs: dict[str, Any]) -> gym.Env:
+    try:
+        return gym.make(env_id, render_mode=render_mode, **kwargs)
+    except gym.error.DependencyNotInstalled as exc:
+        raise FarlError(f"{env_id} needs a missing dependency: {exc}") from exc
+    except (gym.error.Error, TypeError) as exc:
+        raise UnknownEnvironmentError(f"gymnasium cannot make {env_id!r}: {exc}") from exc
