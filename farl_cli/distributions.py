@@ -145,7 +145,7 @@ class AutoregressiveCategorical(FactoredDistribution):
         return int(self.mask.shape[0])
 
     def _sequential(self, greedy: bool) -> tuple[Tensor, Tensor]:
-        k, max_n = self.mask.shape
+        k, _max_n = self.mask.shape
         actions = torch.zeros(self.batch_size, k, dtype=torch.long, device=self.mask.device)
         logits = []
         for i in range(k):  # sequential by nature: head i needs a^1..a^{i-1}

@@ -164,7 +164,9 @@ class BoxCodec:
             raise FactoringError(f"only 1-D Box action spaces can be binned, got shape {box.shape}")
         low, high = box.low.astype(np.float64), box.high.astype(np.float64)
         if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high))):
-            raise FactoringError(f"a Box needs finite bounds to be binned, got low={low} high={high}")
+            raise FactoringError(
+                f"a Box needs finite bounds to be binned, got low={low} high={high}"
+            )
         d = box.shape[0]
         j = np.arange(self.bins, dtype=np.float64)
         # bin j of dimension i means low_i + j * (high_i - low_i) / (m - 1)
@@ -349,3 +351,42 @@ def make_codec(
     if is_hybrid(space):
         return HybridCodec(space, bins, factorization or "autoregressive", names)
     raise FactoringError(f"cannot factor the action space {space}; accepted: {ACCEPTED}")
+
+
+def describe(space: FactoredSpace, entropy_target_beta: float | None = None) -> dict[str, Any]:
+    """Everything ``farl inspect-actions`` shows, as plain data.
+
+    Joint-action counts are exact integers; entropies are in nats. With a beta (FSAC), the
+    entropy targets ``beta * log n_i`` per dimension and ``beta * sum_i log n_i`` overall
+    (equations 12 and 13) are included.
+    """
+    n_joint = space.n_joint_actions
+    dims = []
+    for i, (label, n, values) in enumerate(
+        zip(space.dim_labels, space.sizes, space.value_labels, strict=True)
+    ):
+        dim: dict[str, Any] = {
+            "index": i,
+            "label": label,
+            "size": n,
+            "values": list(values),
+            "uniform_entropy": math.log(n),
+        }
+        if entropy_target_beta is not None:
+            dim["entropy_target"] = entropy_target_beta * math.log(n)
+        dims.append(dim)
+    out: dict[str, Any] = {
+        "factorization": space.factorization,
+        "dimensions": dims,
+        "joint_actions": n_joint,
+        "joint_actions_scientific": f"{n_joint:.3g}" if n_joint < 1000 else f"{n_joint:.2e}",
+        "uniform_entropy": space.uniform_entropy,
+        "factored_head_outputs": space.factored_outputs,
+        "flat_head_outputs": n_joint,
+        "sampling": "parallel" if space.factorization == "independent" else "sequential",
+        "meaning_depends_on_previous": space.meaning_depends_on_previous,
+    }
+    if entropy_target_beta is not None:
+        out["entropy_target_beta"] = entropy_target_beta
+        out["entropy_target"] = entropy_target_beta * space.uniform_entropy
+    return out

@@ -280,7 +280,7 @@ def test_entropy_estimator_negative_control_by_hand() -> None:
     off_policy = d.entropy(actions=torch.tensor([[1, 0]])).item()
     assert off_policy == pytest.approx(h1 + math.log(3), abs=1e-9)
     assert abs(off_policy - truth) > 0.9
-    on_policy = (0.9 * d.entropy(torch.tensor([[0, 0]])) + 0.1 * d.entropy(torch.tensor([[1, 0]])))
+    on_policy = 0.9 * d.entropy(torch.tensor([[0, 0]])) + 0.1 * d.entropy(torch.tensor([[1, 0]]))
     assert on_policy.item() == pytest.approx(truth, abs=1e-9)
 
 

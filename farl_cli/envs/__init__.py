@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import difflib
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gymnasium as gym
 
 from farl_cli.errors import FarlError
+
+if TYPE_CHECKING:
+    from farl_cli.config import EnvConfig
+    from farl_cli.envs.wrappers import FactoredActions
 
 # MuJoCo renders through EGL when no display is there to open a window on (glfw would crash).
 if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
@@ -31,9 +35,12 @@ class UnknownEnvironmentError(FarlError):
     """An environment name that is not in the registry."""
 
 
+FOOTBALL_NAMES = ("football-3v1",)
+
+
 def known_names() -> list[str]:
     """Every name ``make_env`` accepts, ``gym:<ID>`` standing for any gymnasium id."""
-    return ["platform", *MUJOCO_IDS, f"{GYM_PREFIX}<ID>"]
+    return ["platform", *MUJOCO_IDS, *FOOTBALL_NAMES, f"{GYM_PREFIX}<ID>"]
 
 
 def make_env(name: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
@@ -44,14 +51,17 @@ def make_env(name: str, *, render_mode: str | None = None, **kwargs: Any) -> gym
         return PlatformEnv(render_mode=render_mode, **kwargs)
     if name in MUJOCO_IDS:
         return _gym_make(MUJOCO_IDS[name], render_mode, kwargs)
+    if name in FOOTBALL_NAMES:
+        raise FarlError(
+            f"{name}: the Google Research Football adapter is not part of this version yet "
+            "(it is planned; see the README's roadmap)"
+        )
     if name.startswith(GYM_PREFIX) and len(name) > len(GYM_PREFIX):
         return _gym_make(name[len(GYM_PREFIX) :], render_mode, kwargs)
     names = known_names()
     close = difflib.get_close_matches(name, names[:-1], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
-    raise UnknownEnvironmentError(
-        f"unknown environment {name!r}; known: {', '.join(names)}.{hint}"
-    )
+    raise UnknownEnvironmentError(f"unknown environment {name!r}; known: {', '.join(names)}.{hint}")
 
 
 def _gym_make(env_id: str, render_mode: str | None, kwargs: dict[str, Any]) -> gym.Env:
@@ -61,3 +71,16 @@ def _gym_make(env_id: str, render_mode: str | None, kwargs: dict[str, Any]) -> g
         raise FarlError(f"{env_id} needs a missing dependency: {exc}") from exc
     except (gym.error.Error, TypeError) as exc:
         raise UnknownEnvironmentError(f"gymnasium cannot make {env_id!r}: {exc}") from exc
+
+
+def make_factored_env(cfg: EnvConfig, render_mode: str | None = None) -> FactoredActions:
+    """The environment a preset's ``env`` section describes, its actions factored."""
+    from farl_cli.envs.wrappers import factorize
+
+    env = make_env(cfg.name, render_mode=render_mode, **cfg.kwargs)
+    radix = tuple(cfg.radix) if cfg.radix else None
+    try:
+        return factorize(env, bins=cfg.bins, factorization=cfg.factorization, radix=radix)
+    except FarlError:
+        env.close()
+        raise

@@ -7,7 +7,7 @@ Every number below comes from that specification; the step numbers in comments r
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gymnasium as gym
 import numpy as np
@@ -69,7 +69,10 @@ class PlatformEnv(gym.Env):
     frames. The return of an episode telescopes to ``final_x / 1035``.
     """
 
-    metadata = {"render_modes": ["rgb_array", "rgb_array_list"], "render_fps": int(1 / DT)}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["rgb_array", "rgb_array_list"],
+        "render_fps": int(1 / DT),
+    }
     action_names = ACTION_NAMES
 
     def __init__(self, render_mode: str | None = None, max_actions: int = MAX_ACTIONS) -> None:
@@ -230,9 +233,7 @@ class PlatformEnv(gym.Env):
             new_y = PLATFORM_TOP
         if new_x == self.x:
             self.y, self.vy = new_y, 0.0
-        elif new_y == self.y:
-            self.x, self.vx = new_x, 0.0
-        elif abs(self.x - new_x) < abs(self.y - new_y):
+        elif new_y == self.y or abs(self.x - new_x) < abs(self.y - new_y):
             self.x, self.vx = new_x, 0.0
         else:
             self.y, self.vy = new_y, 0.0
@@ -274,9 +275,9 @@ class PlatformEnv(gym.Env):
 
         def rect(x: float, y: float, w: float, h: float, color: tuple[int, int, int]) -> None:
             # y points up and everything sits SCREEN_OFFSET pixels above the bottom
-            top = int(round(SCREEN_H - SCREEN_OFFSET - (y + h)))
-            bottom = int(round(SCREEN_H - SCREEN_OFFSET - y))
-            left, right = int(round(x)), int(round(x + w))
+            top = round(SCREEN_H - SCREEN_OFFSET - (y + h))
+            bottom = round(SCREEN_H - SCREEN_OFFSET - y)
+            left, right = round(x), round(x + w)
             img[max(top, 0) : max(bottom, 0), max(left, 0) : max(right, 0)] = color
 
         rect(0, -SCREEN_OFFSET, SCREEN_W, SCREEN_OFFSET, (60, 60, 80))  # the pit below the gaps

@@ -8,7 +8,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from farl_cli.spaces import Codec, Factorization, FactoredSpace, is_hybrid, make_codec
+from farl_cli.spaces import Codec, FactoredSpace, Factorization, is_hybrid, make_codec
 
 
 class FactoredActions(gym.ActionWrapper):

@@ -1,0 +1,260 @@
+"""Preset schema (typed, validated), YAML loading and ``--set`` overrides.
+
+A preset is one YAML file with three sections: ``env``, ``agent`` (FPPO or FSAC, told apart
+by ``agent.algo``) and ``train``. Every mistake becomes a :class:`PresetError` that names the
+file and the key.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from farl_cli.errors import FarlError
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+UnitInterval = Annotated[float, Field(ge=0, le=1)]
+
+
+class PresetError(FarlError):
+    """A preset file or override that does not fit the schema."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class EnvConfig(_Section):
+    """Which environment and how its action space is factored."""
+
+    name: str
+    bins: Annotated[int, Field(ge=2)] = 11
+    factorization: Literal["independent", "autoregressive"] | None = None
+    radix: list[Annotated[int, Field(ge=2)]] | None = None
+    num_envs: PositiveInt = 1
+    vector: Literal["sync", "async"] = "sync"
+    kwargs: dict[str, Any] = Field(default_factory=dict)
+
+
+class FPPOConfig(_Section):
+    """Factored PPO (section 5.2)."""
+
+    algo: Literal["fppo"] = "fppo"
+    learning_rate: PositiveFloat = 3e-4
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
+    gae_lambda: UnitInterval = 0.95
+    clip_epsilon: PositiveFloat = 0.2
+    kl_coef: Annotated[float, Field(ge=0)] = 0.2
+    entropy_coef: Annotated[float, Field(ge=0)] = 0.0
+    value_coef: Annotated[float, Field(ge=0)] = 0.5
+    hidden_sizes: list[PositiveInt] = Field(default_factory=lambda: [64, 64])
+    activation: Literal["relu", "tanh"] = "relu"
+    rollout_steps: PositiveInt = 2048
+    minibatch_size: PositiveInt = 64
+    epochs: PositiveInt = 10
+    max_grad_norm: PositiveFloat = 0.5
+    normalize_advantages: bool = True
+    normalize_observations: bool = False
+
+
+class FSACConfig(_Section):
+    """Factored SAC (section 5.3 and appendix A)."""
+
+    algo: Literal["fsac"] = "fsac"
+    learning_rate: PositiveFloat = 3e-4
+    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
+    tau: Annotated[float, Field(gt=0, le=1)] = 0.005
+    entropy_target_beta: UnitInterval = 0.5
+    initial_alpha: PositiveFloat = 0.1
+    hidden_sizes: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
+    activation: Literal["relu", "tanh"] = "relu"
+    buffer_size: PositiveInt = 1_000_000
+    batch_size: PositiveInt = 256
+    learning_starts: Annotated[int, Field(ge=0)] = 5000
+    update_every: PositiveInt = 1
+    gradient_steps: PositiveInt = 1
+    normalize_observations: bool = False
+
+
+AgentConfig = Annotated[FPPOConfig | FSACConfig, Field(discriminator="algo")]
+
+
+class TrainConfig(_Section):
+    """Budget, evaluation and checkpoint cadence, seed."""
+
+    total_steps: PositiveInt = 1_000_000
+    eval_every: PositiveInt = 25_000
+    eval_episodes: PositiveInt = 10
+    checkpoint_every: PositiveInt = 100_000
+    seed: Annotated[int, Field(ge=0)] = 0
+
+
+class Preset(_Section):
+    """One experiment: environment, agent and training."""
+
+    name: str = "custom"
+    description: str = ""
+    env: EnvConfig
+    agent: AgentConfig
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _rollout_fits_the_envs(self) -> Preset:
+        if isinstance(self.agent, FPPOConfig) and self.agent.rollout_steps % self.env.num_envs:
+            raise ValueError(
+                f"agent.rollout_steps ({self.agent.rollout_steps}) must be a multiple of "
+                f"env.num_envs ({self.env.num_envs})"
+            )
+        return self
+
+    def to_yaml(self) -> str:
+        """The resolved preset, every default written out."""
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+# ---------------------------------------------------------------------- locating presets
+
+
+def presets_dir() -> Path:
+    """The bundled presets: inside the installed package, else the checkout's ``presets/``."""
+    bundled = resources.files("farl_cli") / "presets"
+    if bundled.is_dir():
+        return Path(str(bundled))
+    return Path(__file__).resolve().parent.parent / "presets"
+
+
+def preset_names() -> list[str]:
+    """Names of the bundled presets, sorted."""
+    return sorted(p.stem for p in presets_dir().glob("*.yaml"))
+
+
+def resolve_preset_path(target: str) -> Path | None:
+    """A bundled preset's file by name, the file itself if ``target`` is one, else None."""
+    path = Path(target)
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return path
+    candidate = presets_dir() / f"{target}.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def unknown_preset_message(target: str) -> str:
+    """What to say about a preset name that does not exist."""
+    names = preset_names()
+    close = difflib.get_close_matches(target, names, n=1)
+    hint = f" Did you mean {close[0]!r}?" if close else ""
+    return f"unknown preset {target!r}; known: {', '.join(names)}.{hint}"
+
+
+# ---------------------------------------------------------------------- loading
+
+
+def load_preset(target: str, overrides: list[str] | None = None) -> Preset:
+    """Load a preset by name or file, apply ``--set`` overrides and validate the result."""
+    path = resolve_preset_path(target)
+    if path is None:
+        raise PresetError(unknown_preset_message(target))
+    data = read_yaml(path)
+    data.setdefault("name", path.stem)
+    for item in overrides or []:
+        apply_override(data, item)
+    return validate(data, source=str(path), overridden=bool(overrides))
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """A YAML mapping from a file, or a PresetError naming the file and the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PresetError(f"{path}: no such preset file") from None
+    except OSError as exc:
+        raise PresetError(f"{path}: cannot read it ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise PresetError(f"{path}:{where}: {problem}") from None
+    if not isinstance(data, dict):
+        raise PresetError(
+            f"{path}: expected a mapping with sections env, agent and train, "
+            f"got {type(data).__name__}"
+        )
+    return data
+
+
+def apply_override(data: dict[str, Any], item: str) -> None:
+    """Apply one ``section.key=value`` override; the value is read as YAML."""
+    key, sep, raw = item.partition("=")
+    parts = key.strip().split(".")
+    if not sep or len(parts) < 2 or not all(parts):
+        raise PresetError(f"--set {item!r}: expected section.key=value, e.g. env.bins=21")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    node = data
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise PresetError(f"--set {item!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = value
+
+
+def validate(data: dict[str, Any], source: str, overridden: bool = False) -> Preset:
+    """Validate raw preset data; errors name ``source`` and the key."""
+    try:
+        return Preset.model_validate(data)
+    except ValidationError as exc:
+        origin = f"{source} (with --set overrides)" if overridden else source
+        raise PresetError(format_errors(exc, origin, data)) from None
+
+
+def _key_path(loc: tuple[Any, ...], data: dict[str, Any]) -> str:
+    # a discriminated union puts the tag into the location: agent.fppo.lr -> agent.lr
+    parts = [str(p) for p in loc]
+    if len(parts) > 2 and parts[0] == "agent" and parts[1] in ("fppo", "fsac"):
+        del parts[1]
+    return ".".join(parts) if parts else "(top level)"
+
+
+def _allowed_keys(loc: tuple[Any, ...], data: dict[str, Any]) -> list[str]:
+    model: type[BaseModel] = Preset
+    section = str(loc[0]) if len(loc) > 1 else None
+    if section == "env":
+        model = EnvConfig
+    elif section == "train":
+        model = TrainConfig
+    elif section == "agent":
+        agent = data.get("agent")
+        algo = agent.get("algo") if isinstance(agent, dict) else None
+        model = FSACConfig if algo == "fsac" else FPPOConfig
+    return list(model.model_fields)
+
+
+def format_errors(exc: ValidationError, origin: str, data: dict[str, Any]) -> str:
+    """One line per problem: ``file: key: what was expected (got ...)``."""
+    lines = []
+    for err in exc.errors():
+        loc = err["loc"]
+        key = _key_path(loc, data)
+        if err["type"] == "extra_forbidden":
+            allowed = ", ".join(_allowed_keys(loc, data))
+            msg = f"unknown key (allowed here: {allowed})"
+        elif err["type"] == "union_tag_invalid" or err["type"] == "union_tag_not_found":
+            msg = "agent.algo must be 'fppo' or 'fsac'"
+        else:
+            msg = err["msg"]
+            if err["type"] not in ("missing", "value_error"):
+                msg += f" (got {err.get('input')!r})"
+            if err["type"] == "value_error":
+                msg = msg.removeprefix("Value error, ")
+        lines.append(f"{origin}: {key}: {msg}")
+    return "\n".join(lines)
