@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
@@ -124,6 +126,228 @@ def inspect_actions_command(
         console.print_json(json.dumps(info))
     else:
         _print_description(info)
+
+
+@app.command("train")
+@user_errors
+def train_command(
+    preset: Annotated[
+        str | None, typer.Option("--preset", "-p", help="Preset name or YAML file.")
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a preset key: section.key=value (repeatable)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (train.seed).")] = None,
+    total_steps: Annotated[
+        int | None, typer.Option(help="Environment steps in all (train.total_steps).")
+    ] = None,
+    run_dir: Annotated[Path | None, typer.Option(help="Where to write the run.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Continue the run that wrote this checkpoint.")
+    ] = None,
+    threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 1,
+    quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
+) -> None:
+    """Train an agent from a preset; Ctrl-C saves a checkpoint you can resume from."""
+    import torch
+
+    from farl_cli.checkpoint import load_checkpoint
+    from farl_cli.config import PresetError, apply_override, load_preset, validate
+    from farl_cli.progress import TrainDisplay
+    from farl_cli.training import default_run_dir, train
+
+    torch.set_num_threads(threads)
+    sets = list(overrides or [])
+    if seed is not None:
+        sets.append(f"train.seed={seed}")
+    if total_steps is not None:
+        sets.append(f"train.total_steps={total_steps}")
+    state = None
+    if resume is not None:
+        state = load_checkpoint(resume)
+        data = dict(state["preset"])
+        for item in sets:
+            apply_override(data, item)
+        resolved = validate(data, source=f"{resume} (its preset)", overridden=bool(sets))
+        directory = run_dir or resume.resolve().parent.parent
+    elif preset is None:
+        raise PresetError("--preset is required (or --resume CHECKPOINT); see farl presets")
+    else:
+        resolved = load_preset(preset, sets)
+        directory = run_dir or default_run_dir(resolved)
+    start = int(state["counters"]["global_step"]) if state else 0
+    title = f"{resolved.name} ({resolved.agent.algo}, seed {resolved.train.seed})"
+    live = console.is_terminal and not quiet
+    display = TrainDisplay(console, title, resolved.train.total_steps, start) if live else None
+    with display or contextlib.nullcontext():
+        result = train(
+            resolved,
+            directory,
+            resume=state,
+            on_progress=display.update if display is not None else _log_row(quiet),
+        )
+    _print_summary(result)
+    if result.status == "interrupted":
+        err_console.print(
+            f"Interrupted at step {result.global_step:,}; checkpoint saved.\n"
+            f"Resume with: farl train --resume {result.last_checkpoint}",
+            highlight=False,
+        )
+        raise typer.Exit(130)
+
+
+def _log_row(quiet: bool) -> Callable[[int, float, dict[str, Any]], None] | None:
+    if quiet:
+        return None
+
+    def log(step: int, sps: float, row: dict[str, Any]) -> None:
+        if "eval_return" in row:
+            console.print(
+                f"step {step:,}: eval return {row['eval_return']:.4f}, {sps:,.0f} steps/s",
+                highlight=False,
+            )
+
+    return log
+
+
+def _print_summary(result: Any) -> None:
+    table = Table(title=f"run {result.status}", title_justify="left", show_header=False)
+    table.add_column("what")
+    table.add_column("value", overflow="fold")
+    rows = [
+        ("steps", f"{result.global_step:,} in {result.elapsed:,.1f} s"),
+        ("best eval return", "-" if result.best_eval is None else f"{result.best_eval:.4f}"),
+        ("run directory", str(result.run_dir)),
+        ("metrics", str(result.metrics_path)),
+        ("last checkpoint", str(result.last_checkpoint)),
+        ("best checkpoint", str(result.best_checkpoint or "-")),
+        ("tensorboard", str(result.run_dir / "tensorboard") if result.tensorboard else "-"),
+    ]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
+
+
+@app.command("eval")
+@user_errors
+def eval_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by farl train.")],
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to run.")] = 100,
+    num_envs: Annotated[int, typer.Option(min=1, help="Environments side by side.")] = 8,
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the evaluation episodes.")] = 12345,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
+    threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 1,
+) -> None:
+    """Evaluate a checkpoint over many episodes: mean, spread, confidence, success rate."""
+    import time
+
+    import torch
+    from rich.progress import Progress
+
+    from farl_cli.evaluation import evaluate
+    from farl_cli.training import env_factory, restore
+
+    torch.set_num_threads(threads)
+    restored = restore(checkpoint)
+    act = functools.partial(restored.agent.act, deterministic=deterministic)
+    started = time.perf_counter()
+    with Progress(console=err_console, transient=True, disable=as_json) as progress:
+        task = progress.add_task("evaluating", total=episodes)
+        stats = evaluate(
+            act,
+            env_factory(restored.preset.env),
+            episodes,
+            num_envs,
+            seed,
+            on_episode=lambda done: progress.update(task, completed=done),
+        )
+    elapsed = time.perf_counter() - started
+    info = {
+        "checkpoint": str(checkpoint),
+        "preset": restored.preset.name,
+        "deterministic": deterministic,
+        "seconds": elapsed,
+        **stats.to_dict(),
+    }
+    if as_json:
+        console.print_json(json.dumps(info))
+        return
+    table = Table(
+        title=f"{restored.preset.name}: {stats.episodes:,} episodes "
+        f"({'deterministic' if deterministic else 'stochastic'}, {elapsed:.1f} s)",
+        title_justify="left",
+        show_header=False,
+    )
+    table.add_column("statistic")
+    table.add_column("value", justify="right")
+    table.add_row("mean return", f"{stats.mean:.4f} ± {stats.std:.4f} (std)")
+    table.add_row(
+        "95% confidence interval", f"{stats.mean - stats.ci95:.4f} to {stats.mean + stats.ci95:.4f}"
+    )
+    table.add_row("median", f"{stats.median:.4f}")
+    table.add_row("min / max", f"{stats.min:.4f} / {stats.max:.4f}")
+    table.add_row("mean episode length", f"{stats.mean_length:.1f}")
+    if stats.success_rate is not None:
+        table.add_row("success rate", f"{stats.success_rate:.2%}")
+    console.print(table)
+
+
+@app.command("enjoy")
+@user_errors
+def enjoy_command(
+    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by farl train.")],
+    episodes: Annotated[int, typer.Option(min=1, help="Episodes to play.")] = 3,
+    video: Annotated[Path | None, typer.Option(help="Record to this .mp4 or .gif file.")] = None,
+    fps: Annotated[int | None, typer.Option(min=1, help="Frames per second.")] = None,
+    deterministic: Annotated[
+        bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
+    ] = True,
+    seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 0,
+) -> None:
+    """Watch a policy play: in a window when there is a display, else recorded to a video."""
+    import os
+
+    from farl_cli.envs import MUJOCO_IDS, make_factored_env
+    from farl_cli.evaluation import play
+    from farl_cli.training import restore
+    from farl_cli.video import VideoWriter
+
+    restored = restore(checkpoint)
+    preset = restored.preset
+    window = video is None and bool(os.environ.get("DISPLAY")) and preset.env.name in MUJOCO_IDS
+    env = make_factored_env(preset.env, render_mode="human" if window else "rgb_array")
+    writer = None
+    if not window:
+        path = video or Path(f"{preset.name}-enjoy.mp4")
+        rate = fps or int(env.metadata.get("render_fps", 30))
+        writer = VideoWriter(path, rate)
+    act = functools.partial(restored.agent.act, deterministic=deterministic)
+
+    def on_frames(frames: list[Any]) -> None:
+        if writer is not None:
+            for frame in frames:
+                writer.add(frame)
+
+    def on_episode(i: int, total: float, length: int, info: dict[str, Any]) -> None:
+        extra = " (goal)" if info.get("is_success") else ""
+        console.print(
+            f"episode {i + 1}: return {total:.4f} in {length} steps{extra}", highlight=False
+        )
+
+    try:
+        play(
+            act, env, episodes, seed, on_frames=on_frames if writer else None, on_episode=on_episode
+        )
+    finally:
+        env.close()
+        if writer is not None:
+            writer.close()
+    if writer is not None:
+        console.print(f"video: {writer.path} ({writer.frames} frames)", highlight=False)
 
 
 def _values_cell(values: list[str], limit: int = 13) -> str:

@@ -10,6 +10,9 @@ actions are integer tensors ``[batch, k]`` of sub-action indices.
 - ``kl(other)``: ``KL[self || other]`` (independent: exact, Proposition 2.1; autoregressive:
   the estimator of Proposition 2.2, one sequence drawn from ``self`` and fed to both).
 - ``mode()``: the most likely joint action (autoregressive: greedy, head by head).
+- ``conditionals(actions)``: the per-dimension distributions along a given joint action, as
+  an :class:`IndependentCategorical` (for an independent distribution, itself). Losses that
+  need per-dimension terms (PPO's KL to a stored policy, SAC's inner products) use it.
 
 Sub-action sizes may differ; logits are padded to ``max_n`` and a boolean mask ``[k, max_n]``
 marks the values that exist. Padded values get probability zero and contribute nothing.
@@ -66,6 +69,10 @@ class FactoredDistribution(ABC):
     def mode(self) -> Tensor:
         """The most likely joint action ``[batch, k]``."""
 
+    @abstractmethod
+    def conditionals(self, actions: Tensor) -> IndependentCategorical:
+        """Per-dimension distributions along the given joint actions."""
+
 
 class IndependentCategorical(FactoredDistribution):
     """``pi(a|s) = prod_i pi^i(a^i|s)``: one categorical per dimension, all in one tensor."""
@@ -82,6 +89,10 @@ class IndependentCategorical(FactoredDistribution):
         self.probs = self.log_probs.exp()  # exactly 0 when padded
         # log p with padded entries at 0, so that p * log p is 0 there instead of nan
         self._log_probs0 = self.log_probs.masked_fill(~mask, 0.0)
+
+    def conditionals(self, actions: Tensor) -> IndependentCategorical:
+        """The per-dimension distributions; for a product distribution, itself."""
+        return self
 
     def sample(self) -> Tensor:
         """Sample every dimension in parallel."""

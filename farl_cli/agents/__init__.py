@@ -1,0 +1,56 @@
+"""Agents built from (observation size, factored space, agent config)."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+
+from farl_cli.config import FPPOConfig, Preset
+from farl_cli.errors import FarlError
+from farl_cli.spaces import FactoredSpace
+
+
+class Agent(Protocol):
+    """What the training loop, evaluation and enjoy rely on, and nothing more."""
+
+    metric_names: tuple[str, ...]
+
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Joint actions for a batch of observations, without side effects."""
+        ...
+
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """Joint actions while training; the agent remembers what it needs."""
+        ...
+
+    def observe(
+        self,
+        next_obs: np.ndarray,
+        final_obs: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> dict[str, float] | None:
+        """The environments' answer to the last ``explore``; metrics when it learned."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore from :meth:`state_dict`."""
+        ...
+
+
+def make_agent(preset: Preset, obs_dim: int, space: FactoredSpace) -> Agent:
+    """The agent a preset asks for."""
+    if isinstance(preset.agent, FPPOConfig):
+        from farl_cli.agents.fppo import FPPOAgent
+
+        return FPPOAgent(obs_dim, space, preset.agent, preset.env.num_envs)
+    raise FarlError(
+        f"{preset.name}: agent.algo {preset.agent.algo!r} is not built in this version yet "
+        "(FSAC is on the roadmap); use an FPPO preset"
+    )

@@ -1,0 +1,209 @@
+"""Factored PPO (section 5.2 of the paper): collect -> GAE -> clipped update.
+
+The policy factors independently or autoregressively; the value network sees the state only.
+Everything factored lives in three places: the policy's distribution, its log-probability
+(a sum over dimensions) and its entropy and KL terms (section 4). For an autoregressive
+policy the entropy and the KL to the pre-update policy are computed along the stored
+action sequence, which the pre-update policy sampled (Propositions 1.2 and 2.2).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from farl_cli.buffers import Rollout, RolloutBuffer, compute_gae
+from farl_cli.config import FPPOConfig
+from farl_cli.distributions import IndependentCategorical
+from farl_cli.networks import FactoredPolicy, RunningNorm, ValueNet
+from farl_cli.spaces import FactoredSpace
+
+
+def clipped_surrogate(ratio: Tensor, advantages: Tensor, clip_epsilon: float) -> Tensor:
+    """PPO's objective ``min(r A, clip(r, 1 - eps, 1 + eps) A)``, per sample (to maximise)."""
+    clipped = ratio.clamp(1.0 - clip_epsilon, 1.0 + clip_epsilon)
+    return torch.min(ratio * advantages, clipped * advantages)
+
+
+def ppo_loss(
+    log_probs: Tensor,
+    old_log_probs: Tensor,
+    advantages: Tensor,
+    entropy: Tensor,
+    kl: Tensor,
+    values: Tensor,
+    returns: Tensor,
+    cfg: FPPOConfig,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """Section 5.2: ``-(L_clip + c_H H - beta KL(pi_old || pi)) + c_V L_V``, averaged."""
+    ratio = (log_probs - old_log_probs).exp()
+    policy_loss = -clipped_surrogate(ratio, advantages, cfg.clip_epsilon).mean()
+    # L_V = (V(s) - (A + V_old(s)))^2, with A + V_old the GAE return
+    value_loss = 0.5 * (values - returns).pow(2).mean()
+    loss = (
+        policy_loss
+        - cfg.entropy_coef * entropy.mean()
+        + cfg.kl_coef * kl.mean()
+        + cfg.value_coef * value_loss
+    )
+    clip_fraction = ((ratio - 1.0).abs() > cfg.clip_epsilon).float().mean()
+    return loss, {
+        "policy_loss": policy_loss,
+        "value_loss": value_loss,
+        "entropy": entropy.mean(),
+        "kl": kl.mean(),
+        "clip_fraction": clip_fraction,
+    }
+
+
+class FPPOAgent:
+    """Factored PPO: ``explore`` and ``observe`` while training, ``act`` to evaluate."""
+
+    metric_names = ("policy_loss", "value_loss", "entropy", "kl", "clip_fraction")
+
+    def __init__(self, obs_dim: int, space: FactoredSpace, cfg: FPPOConfig, num_envs: int):
+        self.cfg = cfg
+        self.space = space
+        self.num_envs = num_envs
+        self.normalizer = RunningNorm(obs_dim)
+        self.normalizer.enabled = cfg.normalize_observations
+        self.policy = FactoredPolicy(obs_dim, space, cfg.hidden_sizes, cfg.activation)
+        self.value = ValueNet(obs_dim, cfg.hidden_sizes, cfg.activation)
+        self.optimizer = torch.optim.Adam(
+            [*self.policy.parameters(), *self.value.parameters()], lr=cfg.learning_rate, eps=1e-5
+        )
+        self.buffer = RolloutBuffer(
+            cfg.rollout_steps // num_envs, num_envs, obs_dim, space.n_dims, space.max_size
+        )
+        self.updates = 0
+
+    # ------------------------------------------------------------------ acting
+
+    def _obs(self, obs: np.ndarray) -> Tensor:
+        return self.normalizer(torch.as_tensor(obs, dtype=torch.float32))
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Joint actions ``[N, k]`` for a batch of observations; no side effects."""
+        dist = self.policy(self._obs(obs))
+        return (dist.mode() if deterministic else dist.sample()).numpy()
+
+    @torch.no_grad()
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """Sample actions for training and remember what the update will need."""
+        if self.cfg.normalize_observations:
+            self.normalizer.update(torch.as_tensor(obs))
+        x = self._obs(obs)
+        dist = self.policy(x)
+        actions = dist.sample()
+        conditionals = dist.conditionals(actions)  # free: cached from sampling
+        self.buffer.add_action(
+            x, actions, conditionals.log_prob(actions), conditionals.logits, self.value(x)
+        )
+        return actions.numpy()
+
+    @torch.no_grad()
+    def observe(
+        self,
+        next_obs: np.ndarray,
+        final_obs: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> dict[str, float] | None:
+        """Record the outcome of the last ``explore``; update when the rollout is full.
+
+        ``final_obs`` is ``next_obs`` except where an episode ended, where it holds that
+        episode's last observation (``next_obs`` then already belongs to the next episode).
+        """
+        terminated_t = torch.as_tensor(terminated)
+        truncated_t = torch.as_tensor(truncated) & ~terminated_t
+        truncated_values = torch.zeros(self.num_envs)
+        if truncated_t.any():  # bootstrap a truncated episode from its final observation
+            truncated_values[truncated_t] = self.value(self._obs(final_obs[truncated_t.numpy()]))
+        self.buffer.add_outcome(
+            torch.as_tensor(rewards, dtype=torch.float32),
+            terminated_t,
+            terminated_t | truncated_t,
+            truncated_values,
+        )
+        if not self.buffer.full:
+            return None
+        last_values = self.value(self._obs(next_obs))
+        rollout = self.buffer.data
+        advantages, returns = compute_gae(
+            rollout.rewards,
+            rollout.values,
+            self.buffer.next_values(last_values),
+            rollout.terminated,
+            rollout.episode_end,
+            self.cfg.gamma,
+            self.cfg.gae_lambda,
+        )
+        with torch.enable_grad():
+            metrics = self.update(rollout, advantages, returns)
+        self.buffer.reset()
+        return metrics
+
+    # ------------------------------------------------------------------ learning
+
+    def update(self, rollout: Rollout, advantages: Tensor, returns: Tensor) -> dict[str, float]:
+        """Epochs of minibatch gradient steps on one rollout."""
+        cfg = self.cfg
+        data = rollout.flat()
+        advantages, returns = advantages.flatten(), returns.flatten()
+        size = advantages.shape[0]
+        totals: dict[str, float] = dict.fromkeys(self.metric_names, 0.0)
+        n_minibatches = 0
+        for _ in range(cfg.epochs):
+            for idx in torch.randperm(size).split(cfg.minibatch_size):
+                adv = advantages[idx]
+                if cfg.normalize_advantages and len(idx) > 1:
+                    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
+                actions = data.actions[idx]
+                dist = self.policy(data.obs[idx]).conditionals(actions)
+                old = IndependentCategorical(data.logits[idx], self.policy.mask)
+                loss, parts = ppo_loss(
+                    log_probs=dist.log_prob(actions),
+                    old_log_probs=data.log_probs[idx],
+                    advantages=adv,
+                    entropy=dist.entropy(),  # Prop. 1.1, or 1.2 along the stored sequence
+                    kl=old.kl(dist),  # KL(pi_old || pi): Prop. 2.1, or 2.2 likewise
+                    values=self.value(data.obs[idx]),
+                    returns=returns[idx],
+                    cfg=cfg,
+                )
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                nn.utils.clip_grad_norm_(
+                    [*self.policy.parameters(), *self.value.parameters()], cfg.max_grad_norm
+                )
+                self.optimizer.step()
+                for name in self.metric_names:
+                    totals[name] += float(parts[name].detach())
+                n_minibatches += 1
+        self.updates += 1
+        return {name: total / n_minibatches for name, total in totals.items()}
+
+    # ------------------------------------------------------------------ persistence
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, normalizer and optimizer: everything a resumed run needs."""
+        return {
+            "policy": self.policy.state_dict(),
+            "value": self.value.state_dict(),
+            "normalizer": self.normalizer.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+        self.policy.load_state_dict(state["policy"])
+        self.value.load_state_dict(state["value"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.updates = int(state["updates"])

@@ -1,0 +1,120 @@
+"""Rollout buffer for FPPO (preallocated tensors) and the GAE computation it feeds."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import torch
+from torch import Tensor
+
+
+def compute_gae(
+    rewards: Tensor,
+    values: Tensor,
+    next_values: Tensor,
+    terminated: Tensor,
+    episode_end: Tensor,
+    gamma: float,
+    lam: float,
+) -> tuple[Tensor, Tensor]:
+    """Generalized advantage estimation over ``[T, N]`` tensors; returns (advantages, returns).
+
+    ``next_values[t]`` is ``V(s_{t+1})`` of the true next state: the final observation of an
+    episode cut by truncation, whose value is bootstrapped. A termination bootstraps nothing.
+    ``episode_end`` (terminated or truncated) stops the advantage from flowing across the
+    boundary into the next episode's first step.
+    """
+    steps = rewards.shape[0]
+    advantages = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    not_terminal = 1.0 - terminated.float()
+    carry = 1.0 - episode_end.float()
+    for t in reversed(range(steps)):
+        delta = rewards[t] + gamma * next_values[t] * not_terminal[t] - values[t]
+        last = delta + gamma * lam * carry[t] * last
+        advantages[t] = last
+    return advantages, advantages + values
+
+
+@dataclass
+class Rollout:
+    """One rollout, ``[T, N, ...]`` tensors (T steps of N environments)."""
+
+    obs: Tensor
+    actions: Tensor
+    log_probs: Tensor
+    logits: Tensor  # per-head logits along the sampled sequence, as the policy was then
+    values: Tensor
+    rewards: Tensor
+    terminated: Tensor
+    episode_end: Tensor
+    truncated_values: Tensor  # V(final observation) where an episode was truncated, else 0
+
+    def flat(self) -> Rollout:
+        """The same data with T and N merged into one batch dimension."""
+        return Rollout(**{f.name: getattr(self, f.name).flatten(0, 1) for f in fields(self)})
+
+
+class RolloutBuffer:
+    """Preallocated storage for one rollout of ``steps`` x ``num_envs`` transitions."""
+
+    def __init__(self, steps: int, num_envs: int, obs_dim: int, k: int, max_n: int) -> None:
+        def z(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.zeros(steps, num_envs, *shape, dtype=dtype)
+
+        self.data = Rollout(
+            obs=z(obs_dim),
+            actions=z(k, dtype=torch.long),
+            log_probs=z(),
+            logits=z(k, max_n),
+            values=z(),
+            rewards=z(),
+            terminated=z(dtype=torch.bool),
+            episode_end=z(dtype=torch.bool),
+            truncated_values=z(),
+        )
+        self.steps = steps
+        self.t = 0
+
+    @property
+    def full(self) -> bool:
+        """True when every step of the rollout is written."""
+        return self.t >= self.steps
+
+    def add_action(
+        self, obs: Tensor, actions: Tensor, log_probs: Tensor, logits: Tensor, values: Tensor
+    ) -> None:
+        """Write what the policy saw and chose at step ``t``."""
+        d, t = self.data, self.t
+        d.obs[t], d.actions[t], d.log_probs[t], d.logits[t], d.values[t] = (
+            obs,
+            actions,
+            log_probs,
+            logits,
+            values,
+        )
+
+    def add_outcome(
+        self, rewards: Tensor, terminated: Tensor, episode_end: Tensor, truncated_values: Tensor
+    ) -> None:
+        """Write what the environments answered at step ``t``, then move to ``t + 1``."""
+        d, t = self.data, self.t
+        d.rewards[t], d.terminated[t], d.episode_end[t], d.truncated_values[t] = (
+            rewards,
+            terminated,
+            episode_end,
+            truncated_values,
+        )
+        self.t += 1
+
+    def next_values(self, last_values: Tensor) -> Tensor:
+        """``V(s_{t+1})`` for every step: the next step's value, the final observation's
+        value where an episode was truncated, ``last_values`` after the last step."""
+        d = self.data
+        nxt = torch.cat([d.values[1:], last_values[None]], dim=0)
+        truncated = d.episode_end & ~d.terminated
+        return torch.where(truncated, d.truncated_values, nxt)
+
+    def reset(self) -> None:
+        """Start a new rollout in the same storage."""
+        self.t = 0

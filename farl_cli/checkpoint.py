@@ -1,0 +1,67 @@
+"""Checkpoints: one ``.pt`` file, written atomically, loaded without executing code."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from farl_cli import __version__
+from farl_cli.errors import FarlError
+
+FORMAT = "farl-checkpoint"
+FORMAT_VERSION = 1
+
+
+class CheckpointError(FarlError):
+    """A checkpoint that cannot be used: missing, corrupt, unsafe, foreign or incompatible."""
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
+    """Write ``payload`` with format metadata; a crash mid-write leaves no partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = {"format": FORMAT, "format_version": FORMAT_VERSION, "farl_version": __version__}
+    data.update(payload)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(data, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic on POSIX: readers see the old file or the new one
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    """Load a farl checkpoint with ``weights_only=True``; anything else is refused."""
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+        if "Weights only load failed" in first or "weights_only" in str(exc):
+            raise CheckpointError(
+                f"{path}: refused: loading it would run code (it holds objects other than "
+                "tensors and plain data)"
+            ) from None
+        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({reason})") from None
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise CheckpointError(f"{path}: not a farl checkpoint")
+    if data.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {data.get('format_version')!r} from farl "
+            f"{data.get('farl_version')}; this farl ({__version__}) reads format {FORMAT_VERSION}"
+        )
+    return data

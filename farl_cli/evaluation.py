@@ -1,0 +1,152 @@
+"""Vectorized evaluation and its statistics."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from gymnasium.vector import AutoresetMode, SyncVectorEnv
+
+
+@dataclass
+class EvalStats:
+    """Statistics of the returns of ``episodes`` finished episodes."""
+
+    episodes: int
+    mean: float
+    std: float
+    ci95: float
+    median: float
+    min: float
+    max: float
+    mean_length: float
+    success_rate: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain data for JSON."""
+        return asdict(self)
+
+
+def summarize(returns: list[float], lengths: list[int], successes: list[bool] | None) -> EvalStats:
+    """Mean, spread and a normal-approximation 95% confidence interval of the mean."""
+    r = np.asarray(returns, dtype=np.float64)
+    n = len(r)
+    std = float(r.std(ddof=1)) if n > 1 else 0.0
+    return EvalStats(
+        episodes=n,
+        mean=float(r.mean()),
+        std=std,
+        ci95=1.96 * std / math.sqrt(n) if n > 1 else 0.0,
+        median=float(np.median(r)),
+        min=float(r.min()),
+        max=float(r.max()),
+        mean_length=float(np.mean(lengths)),
+        success_rate=None if successes is None else float(np.mean(successes)),
+    )
+
+
+def make_vector_env(env_fns: list[Callable[[], gym.Env]]) -> SyncVectorEnv:
+    """Synchronous vector env that resets in the same step and reports the final observation."""
+    return SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
+
+
+def final_successes(infos: dict[str, Any], ended: np.ndarray) -> np.ndarray | None:
+    """``is_success`` of the episodes that ended this step, where the env reports it."""
+    final = infos.get("final_info")
+    if not final or "is_success" not in final:
+        return None
+    reported = final.get("_is_success", np.ones_like(ended))
+    return np.where(ended & reported, final["is_success"], False)
+
+
+def evaluate(
+    act: Callable[[np.ndarray], np.ndarray],
+    env_fn: Callable[[], gym.Env],
+    episodes: int,
+    num_envs: int,
+    seed: int,
+    on_episode: Callable[[int], None] | None = None,
+) -> EvalStats:
+    """Run exactly ``episodes`` episodes across ``num_envs`` environments.
+
+    Each environment gets a fixed quota of episodes, so that short episodes are not
+    over-represented (which taking the first N to finish would do).
+    """
+    num_envs = max(1, min(num_envs, episodes))
+    quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
+    done = np.zeros(num_envs, dtype=np.int64)
+    envs = make_vector_env([env_fn] * num_envs)
+    returns: list[float] = []
+    lengths: list[int] = []
+    successes: list[bool] | None = []
+    try:
+        obs, _ = envs.reset(seed=seed)
+        ep_return = np.zeros(num_envs)
+        ep_length = np.zeros(num_envs, dtype=np.int64)
+        while (done < quota).any():
+            obs, rewards, terminated, truncated, infos = envs.step(act(obs))
+            ep_return += rewards
+            ep_length += 1
+            ended = terminated | truncated
+            if not ended.any():
+                continue
+            success = final_successes(infos, ended)
+            for i in np.flatnonzero(ended):
+                if done[i] < quota[i]:
+                    done[i] += 1
+                    returns.append(float(ep_return[i]))
+                    lengths.append(int(ep_length[i]))
+                    if success is None:
+                        successes = None
+                    elif successes is not None:
+                        successes.append(bool(success[i]))
+                    if on_episode is not None:
+                        on_episode(len(returns))
+            ep_return[ended] = 0.0
+            ep_length[ended] = 0
+    finally:
+        envs.close()
+    return summarize(returns, lengths, successes)
+
+
+def episode_frames(env: gym.Env) -> list[np.ndarray]:
+    """Frames of the last step: every physics frame where the env offers them (Platform)."""
+    base = env.unwrapped
+    if hasattr(base, "frames_of_last_action"):
+        return list(base.frames_of_last_action())
+    frame = env.render()
+    return [] if frame is None else [np.asarray(frame)]
+
+
+def play(
+    act: Callable[[np.ndarray], np.ndarray],
+    env: gym.Env,
+    episodes: int,
+    seed: int,
+    on_frames: Callable[[list[np.ndarray]], None] | None = None,
+    on_episode: Callable[[int, float, int, dict[str, Any]], None] | None = None,
+) -> list[float]:
+    """Play whole episodes in one environment, handing over frames as they come."""
+    returns = []
+    for episode in range(episodes):
+        obs, _ = env.reset(seed=seed + episode)
+        if on_frames is not None and not hasattr(env.unwrapped, "frames_of_last_action"):
+            on_frames(episode_frames(env))
+        total, length = 0.0, 0
+        while True:
+            action = act(obs[None])[0]
+            obs, reward, terminated, truncated, info = env.step(action)
+            total += float(reward)
+            length += 1
+            if on_frames is not None:
+                on_frames(episode_frames(env))
+            if terminated or truncated:
+                break
+        returns.append(total)
+        if on_episode is not None:
+            on_episode(episode, total, length, info)
+    return returns

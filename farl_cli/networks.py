@@ -1,0 +1,179 @@
+"""Networks: MLP torso, independent and autoregressive policy heads, critics, normalizer.
+
+Section 5.1 of the paper: a torso embeds the state; independent heads read the embedding
+alone, autoregressive head i also reads an encoding of sub-actions 1..i-1 (here the one-hot
+codes of the prefix, the later dimensions zeroed).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from farl_cli.distributions import (
+    AutoregressiveCategorical,
+    FactoredDistribution,
+    IndependentCategorical,
+)
+from farl_cli.spaces import FactoredSpace
+
+ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
+
+
+def mlp(
+    in_dim: int, hidden: list[int], activation: str, out_dim: int | None = None
+) -> nn.Sequential:
+    """Linear layers with an activation after each hidden one; no activation on the output."""
+    layers: list[nn.Module] = []
+    last = in_dim
+    for h in hidden:
+        layers += [nn.Linear(last, h), ACTIVATIONS[activation]()]
+        last = h
+    if out_dim is not None:
+        layers.append(nn.Linear(last, out_dim))
+    return nn.Sequential(*layers)
+
+
+def init_output(layer: nn.Linear, gain: float) -> None:
+    """Orthogonal weights with a small gain, zero bias: near-uniform initial policies."""
+    nn.init.orthogonal_(layer.weight, gain)
+    nn.init.zeros_(layer.bias)
+
+
+class RunningNorm(nn.Module):
+    """Running mean and variance of observations (parallel Welford), saved with the model."""
+
+    def __init__(self, dim: int, clip: float = 10.0, eps: float = 1e-8) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim, dtype=torch.float64))
+        self.register_buffer("var", torch.ones(dim, dtype=torch.float64))
+        self.register_buffer("count", torch.tensor(eps, dtype=torch.float64))
+        self.clip = clip
+        self.enabled = True
+
+    @torch.no_grad()
+    def update(self, x: Tensor) -> None:
+        """Fold a batch ``[B, dim]`` into the running statistics."""
+        x = x.double().reshape(-1, self.mean.shape[0])
+        b_mean, b_var, b_count = x.mean(0), x.var(0, unbiased=False), x.shape[0]
+        delta = b_mean - self.mean
+        total = self.count + b_count
+        m2 = self.var * self.count + b_var * b_count + delta.pow(2) * self.count * b_count / total
+        self.mean += delta * b_count / total
+        self.var.copy_(m2 / total)
+        self.count.copy_(total)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Normalized, clipped observations (identity when disabled)."""
+        if not self.enabled:
+            return x
+        y = (x - self.mean.to(x.dtype)) / torch.sqrt(self.var.to(x.dtype) + 1e-8)
+        return y.clamp(-self.clip, self.clip)
+
+
+class IndependentHeads(nn.Module):
+    """One linear layer giving every dimension's logits at once: ``[B, k, max_n]``."""
+
+    def __init__(self, emb_dim: int, space: FactoredSpace) -> None:
+        super().__init__()
+        self.k, self.max_n = space.n_dims, space.max_size
+        self.linear = nn.Linear(emb_dim, self.k * self.max_n)
+        init_output(self.linear, 0.01)
+
+    def forward(self, emb: Tensor) -> Tensor:
+        """Padded logits of every dimension."""
+        return self.linear(emb).view(-1, self.k, self.max_n)
+
+
+class AutoregressiveHeads(nn.Module):
+    """k heads of one hidden layer each; head i reads the embedding and the prefix a[:, :i].
+
+    The weights of all heads are stacked so that teacher-forced logits for every head come
+    from two batched matrix products, with no loop over dimensions.
+    """
+
+    def __init__(self, emb_dim: int, space: FactoredSpace, hidden: int, activation: str) -> None:
+        super().__init__()
+        self.k, self.max_n = space.n_dims, space.max_size
+        sizes = torch.tensor(space.sizes)
+        offsets = torch.cumsum(sizes, 0) - sizes
+        self.register_buffer("offsets", offsets)  # where dimension j's one-hot code starts
+        self.code_dim = int(sizes.sum())
+        # prefix_mask[i, c] is 1 when code position c belongs to a dimension j < i
+        dim_of_code = torch.repeat_interleave(torch.arange(self.k), sizes)
+        self.register_buffer(
+            "prefix_mask", (dim_of_code[None, :] < torch.arange(self.k)[:, None]).float()
+        )
+        in_dim = emb_dim + self.code_dim
+        bound1, bound2 = 1 / math.sqrt(in_dim), 1 / math.sqrt(hidden)
+        self.w1 = nn.Parameter(torch.empty(self.k, in_dim, hidden).uniform_(-bound1, bound1))
+        self.b1 = nn.Parameter(torch.zeros(self.k, hidden))
+        self.w2 = nn.Parameter(torch.empty(self.k, hidden, self.max_n).uniform_(-bound2, bound2))
+        self.w2.data.mul_(0.01)  # near-uniform initial policy, as for the independent head
+        self.b2 = nn.Parameter(torch.zeros(self.k, self.max_n))
+        self.act = ACTIVATIONS[activation]()
+
+    def codes(self, actions: Tensor) -> Tensor:
+        """One-hot codes of every sub-action, concatenated: ``[B, sum n_i]``."""
+        out = torch.zeros(actions.shape[0], self.code_dim, device=actions.device)
+        out.scatter_(1, actions.long() + self.offsets, 1.0)
+        return out
+
+    def forward(self, emb: Tensor, actions: Tensor) -> Tensor:
+        """Teacher-forced logits of every head, ``[B, k, max_n]``."""
+        prefix = self.codes(actions)[:, None, :] * self.prefix_mask  # [B, k, code]
+        x = torch.cat([emb[:, None, :].expand(-1, self.k, -1), prefix], dim=-1)
+        h = self.act(torch.einsum("bki,kih->bkh", x, self.w1) + self.b1)
+        return torch.einsum("bkh,khn->bkn", h, self.w2) + self.b2
+
+    def head(self, emb: Tensor, actions: Tensor, i: int) -> Tensor:
+        """Logits of head i alone, ``[B, max_n]``, for sequential sampling."""
+        prefix = self.codes(actions) * self.prefix_mask[i]
+        x = torch.cat([emb, prefix], dim=-1)
+        h = self.act(x @ self.w1[i] + self.b1[i])
+        return h @ self.w2[i] + self.b2[i]
+
+
+class FactoredPolicy(nn.Module):
+    """``obs -> FactoredDistribution``: torso then independent or autoregressive heads."""
+
+    def __init__(self, obs_dim: int, space: FactoredSpace, hidden: list[int], activation: str):
+        super().__init__()
+        self.space = space
+        self.register_buffer("mask", torch.from_numpy(space.mask()))
+        self.torso = mlp(obs_dim, hidden, activation)
+        emb_dim = hidden[-1] if hidden else obs_dim
+        self.autoregressive = space.factorization == "autoregressive"
+        self.heads: nn.Module
+        if self.autoregressive:
+            self.heads = AutoregressiveHeads(emb_dim, space, emb_dim, activation)
+        else:
+            self.heads = IndependentHeads(emb_dim, space)
+
+    def forward(self, obs: Tensor) -> FactoredDistribution:
+        """The policy's distribution over joint actions for a batch of observations."""
+        emb = self.torso(obs)
+        if not self.autoregressive:
+            return IndependentCategorical(self.heads(emb), self.mask)
+        heads = self.heads
+        return AutoregressiveCategorical(
+            lambda a: heads(emb, a),
+            self.mask,
+            batch_size=obs.shape[0],
+            step_fn=lambda a, i: heads.head(emb, a, i),
+        )
+
+
+class ValueNet(nn.Module):
+    """``V(s)``: the state alone, whatever the factorization (section 5.2)."""
+
+    def __init__(self, obs_dim: int, hidden: list[int], activation: str) -> None:
+        super().__init__()
+        self.net = mlp(obs_dim, hidden, activation, 1)
+        init_output(self.net[-1], 1.0)
+
+    def forward(self, obs: Tensor) -> Tensor:
+        """State values, ``[B]``."""
+        return self.net(obs).squeeze(-1)

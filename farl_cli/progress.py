@@ -1,0 +1,110 @@
+"""Progress while training: a Rich live display, a CSV of metrics, TensorBoard if installed."""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+
+class MetricsWriter:
+    """Rows of metrics appended to a CSV file (and to TensorBoard when it is installed)."""
+
+    def __init__(self, path: Path, columns: list[str], tensorboard_dir: Path | None) -> None:
+        self.path = path
+        self.columns = columns
+        new = not path.exists() or path.stat().st_size == 0
+        self._file = path.open("a", newline="", encoding="utf-8")
+        self._csv = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
+        if new:
+            self._csv.writeheader()
+        self._tb: Any = None
+        if tensorboard_dir is not None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:  # tensorboard is optional
+                self._tb = None
+            else:
+                self._tb = SummaryWriter(str(tensorboard_dir))
+
+    @property
+    def tensorboard(self) -> bool:
+        """Whether TensorBoard event files are written."""
+        return self._tb is not None
+
+    def write(self, row: dict[str, Any]) -> None:
+        """Append one row; missing columns stay empty."""
+        self._csv.writerow({k: _fmt(v) for k, v in row.items()})
+        self._file.flush()
+        if self._tb is not None:
+            step = int(row["step"])
+            for key, value in row.items():
+                if key != "step" and isinstance(value, int | float) and math.isfinite(value):
+                    self._tb.add_scalar(key, value, step)
+
+    def close(self) -> None:
+        """Flush and close the files."""
+        self._file.close()
+        if self._tb is not None:
+            self._tb.close()
+
+
+def _fmt(value: Any) -> Any:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.6g}"
+    return value
+
+
+class TrainDisplay:
+    """A live progress bar (steps, steps/s, time left) and the latest returns and losses."""
+
+    def __init__(self, console: Console, title: str, total: int, start: int) -> None:
+        self.console = console
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[sps]:>7} steps/s"),
+            TimeElapsedColumn(),
+            TextColumn("left"),
+            TimeRemainingColumn(),
+            console=console,
+        )
+        self.task = self.progress.add_task(title, total=total, completed=start, sps="-")
+        self.latest: dict[str, Any] = {}
+        self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
+
+    def _render(self) -> Group:
+        table = Table.grid(padding=(0, 2))
+        items = [(k, v) for k, v in self.latest.items() if v is not None]
+        for key, value in items:
+            text = f"{value:.4g}" if isinstance(value, float) else str(value)
+            table.add_row(key, text)
+        return Group(self.progress, table)
+
+    def __enter__(self) -> TrainDisplay:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.update(self._render())
+        self.live.__exit__(None, None, None)
+
+    def update(self, step: int, sps: float, latest: dict[str, Any]) -> None:
+        """Show the current step, throughput and latest metrics."""
+        self.latest.update(latest)
+        self.progress.update(self.task, completed=step, sps=f"{sps:,.0f}")
+        self.live.update(self._render())

@@ -1,0 +1,324 @@
+"""The loop around an agent: vector envs, evaluation, checkpoints, metrics, resume, Ctrl-C."""
+
+from __future__ import annotations
+
+import functools
+import signal
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
+
+from farl_cli.agents import Agent, make_agent
+from farl_cli.checkpoint import save_checkpoint
+from farl_cli.config import EnvConfig, Preset
+from farl_cli.envs import make_factored_env
+from farl_cli.evaluation import EvalStats, evaluate, make_vector_env
+from farl_cli.spaces import FactoredSpace
+
+EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training ones
+
+
+@dataclass
+class RunResult:
+    """What a run wrote and how it ended."""
+
+    run_dir: Path
+    status: str  # "finished" or "interrupted"
+    global_step: int
+    last_checkpoint: Path
+    best_checkpoint: Path | None
+    best_eval: float | None
+    metrics_path: Path
+    elapsed: float
+    tensorboard: bool
+
+
+@dataclass
+class Counters:
+    """Progress that a checkpoint carries so that a resumed run continues where it stopped."""
+
+    global_step: int = 0
+    episodes: int = 0
+    next_eval: int = 0
+    next_checkpoint: int = 0
+    best_eval: float | None = None
+    elapsed: float = 0.0
+    resumes: int = 0
+    recent_returns: list[float] = field(default_factory=list)
+
+
+def default_run_dir(preset: Preset, root: Path = Path("runs")) -> Path:
+    """``runs/<preset>/<date-time>-seed<N>``."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    return root / preset.name / f"{stamp}-seed{preset.train.seed}"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch (the only generator the agents use); environments are seeded on reset."""
+    torch.manual_seed(seed)
+
+
+def env_factory(cfg: EnvConfig, render_mode: str | None = None) -> Callable[[], gym.Env]:
+    """A picklable function that builds one factored environment (for worker processes too)."""
+    return functools.partial(make_factored_env, cfg, render_mode)
+
+
+def make_training_envs(cfg: EnvConfig) -> VectorEnv:
+    """``num_envs`` environments, synchronous by default, in processes when asked."""
+    fns = [env_factory(cfg)] * cfg.num_envs
+    if cfg.vector == "async":
+        return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
+    return make_vector_env(fns)
+
+
+def probe_env(cfg: EnvConfig) -> tuple[int, FactoredSpace]:
+    """Observation size and factored space of an environment."""
+    env = make_factored_env(cfg)
+    try:
+        shape = env.observation_space.shape
+        if shape is None or len(shape) != 1:
+            from farl_cli.errors import FarlError
+
+            raise FarlError(
+                f"{cfg.name}: farl's networks take flat observations, got {env.observation_space}"
+            )
+        return int(shape[0]), env.factored_space
+    finally:
+        env.close()
+
+
+class StopRequest:
+    """Set by SIGINT or SIGTERM; the loop finishes its step, saves and returns."""
+
+    def __init__(self) -> None:
+        self.signal: str | None = None
+
+    def __bool__(self) -> bool:
+        return self.signal is not None
+
+    @contextmanager
+    def installed(self) -> Iterator[StopRequest]:
+        """Catch SIGINT and SIGTERM for the duration (main thread only)."""
+
+        def handler(signum: int, _frame: object) -> None:
+            self.signal = signal.Signals(signum).name
+
+        previous = {}
+        try:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                previous[sig] = signal.signal(sig, handler)
+        except ValueError:  # not the main thread: leave the handlers alone
+            previous = {}
+        try:
+            yield self
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+
+def checkpoint_payload(
+    preset: Preset,
+    obs_dim: int,
+    space: FactoredSpace,
+    agent: Agent,
+    counters: Counters,
+    envs: VectorEnv,
+) -> dict[str, Any]:
+    """Everything a checkpoint holds: plain data and tensors only."""
+    env_rng = [g.bit_generator.state for g in envs.get_attr("np_random")]
+    return {
+        "preset": preset.model_dump(mode="json"),
+        "obs_dim": obs_dim,
+        "space": space.to_dict(),
+        "agent": agent.state_dict(),
+        "counters": counters.__dict__.copy(),
+        "rng": {"torch": torch.get_rng_state(), "envs": env_rng},
+    }
+
+
+def train(
+    preset: Preset,
+    run_dir: Path,
+    *,
+    resume: dict[str, Any] | None = None,
+    on_progress: Callable[[int, float, dict[str, Any]], None] | None = None,
+    stop: StopRequest | None = None,
+) -> RunResult:
+    """Train the preset's agent, writing config, metrics and checkpoints under ``run_dir``."""
+    from farl_cli.progress import MetricsWriter
+
+    cfg = preset.train
+    seed_everything(cfg.seed)
+    obs_dim, space = probe_env(preset.env)
+    agent = make_agent(preset, obs_dim, space)
+    counters = Counters(next_eval=cfg.eval_every, next_checkpoint=cfg.checkpoint_every)
+    if resume is not None:
+        agent.load_state_dict(resume["agent"])
+        counters = Counters(**resume["counters"])
+        counters.resumes += 1
+        torch.set_rng_state(resume["rng"]["torch"])
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "preset.yaml").write_text(preset.to_yaml(), encoding="utf-8")
+    ckpt_dir = run_dir / "checkpoints"
+    columns = [
+        "step",
+        "wall_time",
+        "steps_per_second",
+        "train_return",
+        "eval_return",
+        "eval_success",
+        *agent.metric_names,
+    ]
+    writer = MetricsWriter(run_dir / "metrics.csv", columns, run_dir / "tensorboard")
+    envs = make_training_envs(preset.env)
+    stop = stop if stop is not None else StopRequest()
+    recent = deque(counters.recent_returns, maxlen=20)
+    best_path: Path | None = ckpt_dir / "best.pt" if (ckpt_dir / "best.pt").exists() else None
+
+    def save(name: str) -> Path:
+        counters.recent_returns = list(recent)
+        payload = checkpoint_payload(preset, obs_dim, space, agent, counters, envs)
+        return save_checkpoint(ckpt_dir / name, payload)
+
+    def run_eval() -> EvalStats:
+        return evaluate(
+            lambda o: agent.act(o, deterministic=True),
+            env_factory(preset.env),
+            cfg.eval_episodes,
+            num_envs=min(cfg.eval_episodes, 8),
+            seed=cfg.seed + EVAL_SEED_OFFSET,
+        )
+
+    n = preset.env.num_envs
+    started = time.perf_counter() - counters.elapsed
+    window_start, window_step = time.perf_counter(), counters.global_step
+    try:
+        # a resumed run starts fresh episodes, with the environments' generators restored
+        obs, _ = envs.reset(seed=cfg.seed + 7919 * counters.resumes)
+        if resume is not None and len(resume["rng"]["envs"]) == n:
+            gens = []
+            for state in resume["rng"]["envs"]:
+                g = np.random.Generator(np.random.PCG64())
+                g.bit_generator.state = state
+                gens.append(g)
+            envs.set_attr("np_random", gens)
+        ep_return = np.zeros(n)
+        with stop.installed():
+            while counters.global_step < cfg.total_steps and not stop:
+                actions = agent.explore(obs)
+                next_obs, rewards, terminated, truncated, infos = envs.step(actions)
+                ended = terminated | truncated
+                final_obs = next_obs
+                if ended.any() and "final_obs" in infos:
+                    final_obs = next_obs.copy()
+                    for i in np.flatnonzero(infos["_final_obs"]):
+                        final_obs[i] = infos["final_obs"][i]
+                metrics = agent.observe(next_obs, final_obs, rewards, terminated, truncated)
+                obs = next_obs
+                counters.global_step += n
+                ep_return += rewards
+                if ended.any():
+                    recent.extend(ep_return[ended].tolist())
+                    counters.episodes += int(ended.sum())
+                    ep_return[ended] = 0.0
+
+                row: dict[str, Any] | None = None
+                if metrics is not None:
+                    row = dict(metrics)
+                if counters.global_step >= counters.next_eval:
+                    stats = run_eval()
+                    counters.next_eval += cfg.eval_every
+                    row = row or {}
+                    row["eval_return"] = stats.mean
+                    if stats.success_rate is not None:
+                        row["eval_success"] = stats.success_rate
+                    if counters.best_eval is None or stats.mean > counters.best_eval:
+                        counters.best_eval = stats.mean
+                        best_path = save("best.pt")
+                if row is not None:
+                    now = time.perf_counter()
+                    sps = (counters.global_step - window_step) / max(now - window_start, 1e-9)
+                    window_start, window_step = now, counters.global_step
+                    counters.elapsed = now - started
+                    row.update(
+                        step=counters.global_step,
+                        wall_time=counters.elapsed,
+                        steps_per_second=sps,
+                        train_return=float(np.mean(recent)) if recent else float("nan"),
+                    )
+                    writer.write(row)
+                    if on_progress is not None:
+                        on_progress(counters.global_step, sps, row)
+                if counters.global_step >= counters.next_checkpoint:
+                    counters.next_checkpoint += cfg.checkpoint_every
+                    save(f"step-{counters.global_step}.pt")
+            counters.elapsed = time.perf_counter() - started
+            last = save("last.pt")
+    finally:
+        envs.close()
+        writer.close()
+    return RunResult(
+        run_dir=run_dir,
+        status="interrupted" if stop else "finished",
+        global_step=counters.global_step,
+        last_checkpoint=last,
+        best_checkpoint=best_path,
+        best_eval=counters.best_eval,
+        metrics_path=run_dir / "metrics.csv",
+        elapsed=counters.elapsed,
+        tensorboard=writer.tensorboard,
+    )
+
+
+@dataclass
+class Restored:
+    """An agent rebuilt from a checkpoint alone."""
+
+    preset: Preset
+    agent: Agent
+    obs_dim: int
+    space: FactoredSpace
+    data: dict[str, Any]
+
+
+def restore(path: Path) -> Restored:
+    """Rebuild preset, environment description and agent from one checkpoint file."""
+    from pydantic import ValidationError
+
+    from farl_cli.checkpoint import CheckpointError, load_checkpoint
+    from farl_cli.config import format_errors
+
+    data = load_checkpoint(path)
+    try:
+        preset = Preset.model_validate(data["preset"])
+        space = FactoredSpace.from_dict(data["space"])
+        obs_dim = int(data["obs_dim"])
+    except ValidationError as exc:
+        raise CheckpointError(format_errors(exc, f"{path} (its preset)", data["preset"])) from None
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: incomplete farl checkpoint ({exc})") from None
+    env_obs_dim, env_space = probe_env(preset.env)
+    if (env_obs_dim, env_space.sizes) != (obs_dim, space.sizes):
+        raise CheckpointError(
+            f"{path}: the environment {preset.env.name!r} now has observations of size "
+            f"{env_obs_dim} and sub-actions {list(env_space.sizes)}, the checkpoint expects "
+            f"{obs_dim} and {list(space.sizes)}"
+        )
+    agent = make_agent(preset, obs_dim, space)
+    try:
+        agent.load_state_dict(data["agent"])
+    except (KeyError, RuntimeError, ValueError) as exc:
+        reason = str(exc).splitlines()[0]
+        raise CheckpointError(f"{path}: its weights do not fit the agent ({reason})") from None
+    return Restored(preset, agent, obs_dim, space, data)
