@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -47,13 +48,14 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-        if "Weights only load failed" in first or "weights_only" in str(exc):
+        # weights_only refuses any global it does not know: that is what would run code
+        blocked = re.search(r"GLOBAL ([\w.]+)", str(exc))
+        if blocked:
             raise CheckpointError(
-                f"{path}: refused: loading it would run code (it holds objects other than "
-                "tensors and plain data)"
+                f"{path}: refused: loading it would run code (it refers to {blocked.group(1)}; "
+                "farl checkpoints hold only tensors and plain data)"
             ) from None
-        raise CheckpointError(f"{path}: not a readable checkpoint ({first})") from None
+        raise CheckpointError(f"{path}: corrupt or not a checkpoint (unreadable pickle)") from None
     except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: corrupt or not a checkpoint ({reason})") from None

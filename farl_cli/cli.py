@@ -193,6 +193,7 @@ def train_command(
             f"Interrupted at step {result.global_step:,}; checkpoint saved.\n"
             f"Resume with: farl train --resume {result.last_checkpoint}",
             highlight=False,
+            soft_wrap=True,  # one line, whatever the width: it is meant to be copied
         )
         raise typer.Exit(130)
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from farl_cli.checkpoint import load_checkpoint
 from farl_cli.cli import app
 
 runner = CliRunner()
@@ -90,3 +91,194 @@ def test_bad_preset_file_through_the_console_script(tmp_path: Path) -> None:
     assert "env.bins" in proc.stderr and "agent.learning_rate" in proc.stderr
     assert str(bad) in proc.stderr.replace("\n", "")
     assert "Traceback" not in proc.stderr
+
+
+# ---------------------------------------------------------------- train, eval, enjoy
+
+TINY = [
+    "--set",
+    "env.num_envs=2",
+    "--set",
+    "agent.rollout_steps=64",
+    "--set",
+    "agent.epochs=2",
+    "--set",
+    "agent.minibatch_size=32",
+    "--set",
+    "train.eval_every=128",
+    "--set",
+    "train.eval_episodes=4",
+    "--set",
+    "train.checkpoint_every=128",
+]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    run = tmp_path_factory.mktemp("cli") / "run"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--preset",
+            "platform-fppo",
+            *TINY,
+            "--total-steps",
+            "256",
+            "--run-dir",
+            str(run),
+            "--seed",
+            "3",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "run finished" in result.output
+    assert (run / "checkpoints" / "last.pt").is_file()
+    return run
+
+
+def test_train_writes_config_metrics_and_checkpoints(trained: Path) -> None:
+    assert (trained / "preset.yaml").is_file()
+    assert "train:\n  total_steps: 256" in (trained / "preset.yaml").read_text()
+    assert "seed: 3" in (trained / "preset.yaml").read_text()
+    header = (trained / "metrics.csv").read_text().splitlines()[0].split(",")
+    for column in (
+        "step",
+        "wall_time",
+        "steps_per_second",
+        "train_return",
+        "eval_return",
+        "policy_loss",
+        "value_loss",
+        "entropy",
+        "kl",
+        "clip_fraction",
+    ):
+        assert column in header
+    assert {p.name for p in (trained / "checkpoints").iterdir()} >= {"last.pt", "best.pt"}
+
+
+def test_eval_reports_statistics_and_success_rate(trained: Path) -> None:
+    ckpt = str(trained / "checkpoints" / "best.pt")
+    result = runner.invoke(app, ["eval", ckpt, "--episodes", "30", "--num-envs", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["episodes"] == 30 and 0 <= info["mean"] <= 1
+    assert info["min"] <= info["median"] <= info["max"] and info["ci95"] >= 0
+    assert info["success_rate"] is not None and info["mean_length"] >= 1
+    table = runner.invoke(
+        app, ["eval", ckpt, "--episodes", "5", "--stochastic"], terminal_width=120
+    )
+    assert table.exit_code == 0 and "95% confidence interval" in table.output
+    assert "success rate" in table.output
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_enjoy_records_a_video_headless(trained: Path, tmp_path: Path, suffix: str) -> None:
+    video = tmp_path / f"play{suffix}"
+    result = runner.invoke(
+        app,
+        [
+            "enjoy",
+            str(trained / "checkpoints" / "last.pt"),
+            "--episodes",
+            "1",
+            "--video",
+            str(video),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "episode 1: return" in result.output
+    assert video.is_file() and video.stat().st_size > 1000
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
+    import os
+    import signal
+    import time
+
+    run = tmp_path / "run"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "farl_cli.cli",
+            "train",
+            "--preset",
+            "platform-fppo",
+            *TINY,
+            "--total-steps",
+            "1000000",
+            "--run-dir",
+            str(run),
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    metrics = run / "metrics.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    last = run / "checkpoints" / "last.pt"
+    assert f"Resume with: farl train --resume {last}\n" in err
+    assert "Traceback" not in err
+    rows_before = len(metrics.read_text().splitlines())
+    steps_before = load_checkpoint(last)["counters"]["global_step"]
+    assert steps_before >= 64
+    result = runner.invoke(
+        app, ["train", "--resume", str(last), "--total-steps", str(steps_before + 256), "--quiet"]
+    )
+    assert result.exit_code == 0, result.output
+    assert load_checkpoint(last)["counters"]["global_step"] == steps_before + 256
+    lines = metrics.read_text().splitlines()
+    assert len(lines) > rows_before and lines.count(lines[0]) == 1  # appended, one header
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train"], "--preset is required"),
+        (["train", "--preset", "nope"], "unknown preset 'nope'"),
+        (["train", "--preset", "platform-fppo", "--set", "env.bins=1"], "env.bins"),
+        (
+            ["train", "--preset", "platform-fppo", "--set", "agent.learning_rate=-1"],
+            "agent.learning_rate",
+        ),
+        (["train", "--preset", "platform-fppo", "--set", "oops"], "section.key=value"),
+        (["train", "--resume", "missing.pt"], "no such checkpoint"),
+        (["eval", "missing.pt"], "no such checkpoint"),
+        (["enjoy", "missing.pt"], "no such checkpoint"),
+    ],
+)
+def test_bad_training_input_is_a_clear_error(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output.replace("\n", " ")
+    assert "Traceback" not in result.output
+
+
+def test_eval_refuses_foreign_and_corrupt_files(tmp_path: Path) -> None:
+    import torch
+
+    foreign, corrupt = tmp_path / "foreign.pt", tmp_path / "corrupt.pt"
+    torch.save({"state_dict": torch.zeros(2)}, foreign)
+    corrupt.write_bytes(b"garbage" * 50)
+    for path, message in ((foreign, "not a farl checkpoint"), (corrupt, "corrupt")):
+        result = runner.invoke(app, ["eval", str(path)])
+        assert result.exit_code == 2 and message in result.output
+
+
+def test_enjoy_refuses_an_unknown_video_format(trained: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["enjoy", str(trained / "checkpoints" / "last.pt"), "--video", str(tmp_path / "x.avi")]
+    )
+    assert result.exit_code == 2 and ".mp4 or .gif" in result.output

@@ -1,0 +1,84 @@
+"""The training loop: reproducible, interruptible, resumable."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+
+from farl_cli.checkpoint import load_checkpoint
+from farl_cli.config import load_preset
+from farl_cli.training import StopRequest, restore, train
+
+TINY = [
+    "env.num_envs=2",
+    "agent.rollout_steps=64",
+    "agent.minibatch_size=32",
+    "agent.epochs=2",
+    "train.eval_every=128",
+    "train.eval_episodes=4",
+    "train.checkpoint_every=128",
+]
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+def learning_columns(path: Path) -> list[tuple[str, ...]]:
+    skip = {"wall_time", "steps_per_second"}
+    return [tuple(v for k, v in r.items() if k not in skip) for r in rows(path)]
+
+
+def test_same_seed_same_run_other_seed_other_run(tmp_path: Path) -> None:
+    preset = load_preset("platform-fppo", [*TINY, "train.total_steps=256"])
+    a = train(preset, tmp_path / "a")
+    b = train(preset, tmp_path / "b")
+    c = train(
+        load_preset("platform-fppo", [*TINY, "train.total_steps=256", "train.seed=1"]),
+        tmp_path / "c",
+    )
+    assert learning_columns(a.metrics_path) == learning_columns(b.metrics_path)
+    assert learning_columns(a.metrics_path) != learning_columns(c.metrics_path)
+    assert a.status == "finished" and a.global_step == 256
+    names = sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir())
+    assert names == ["best.pt", "last.pt", "step-128.pt", "step-256.pt"]
+    assert (tmp_path / "a" / "preset.yaml").read_text() == preset.to_yaml()
+
+
+def test_interrupt_saves_and_resume_continues_where_it_stopped(tmp_path: Path) -> None:
+    preset = load_preset("platform-fppo", [*TINY, "train.total_steps=512"])
+    stop = StopRequest()
+
+    def interrupt_after_first_update(step: int, sps: float, row: dict) -> None:
+        if step >= 128:
+            stop.signal = "SIGINT"
+
+    first = train(preset, tmp_path / "run", stop=stop, on_progress=interrupt_after_first_update)
+    assert first.status == "interrupted" and first.global_step == 128
+    saved = load_checkpoint(first.last_checkpoint)
+    assert saved["counters"]["global_step"] == 128
+    assert "optimizer" in saved["agent"] and "normalizer" in saved["agent"]
+
+    second = train(preset, tmp_path / "run", resume=saved)
+    assert second.status == "finished" and second.global_step == 512
+    steps = [int(r["step"]) for r in rows(second.metrics_path)]
+    assert steps == sorted(steps) and steps[-1] == 512 and steps[0] == 64  # appended
+    assert load_checkpoint(second.last_checkpoint)["counters"]["resumes"] == 1
+    assert load_checkpoint(second.last_checkpoint)["agent"]["updates"] == 8
+
+
+def test_restore_rebuilds_the_agent_from_the_checkpoint_alone(tmp_path: Path) -> None:
+    preset = load_preset("platform-fppo", [*TINY, "train.total_steps=64"])
+    result = train(preset, tmp_path / "r")
+    restored = restore(result.last_checkpoint)
+    assert restored.preset == preset and restored.space.sizes == (3, 21)
+
+
+def test_fsac_is_refused_until_it_exists(tmp_path: Path) -> None:
+    from farl_cli.errors import FarlError
+
+    with pytest.raises(FarlError, match="not built in this version"):
+        train(load_preset("platform-fsac", ["train.total_steps=10"]), tmp_path / "s")
