@@ -131,7 +131,8 @@ def test_autoregressive_fppo_beats_independent_when_sub_actions_must_agree() -> 
     best_independent = 1.0857  # the numerical optimum over all product policies
     for j, diagonal, entropy in ar:
         assert j > best_independent + 0.2, (j, diagonal, entropy)
-        assert diagonal > 0.9 and entropy > 0.8 * math.log(N_VALUES)
+        # the optimum itself has P(diagonal) = 4 e^(10/3) / (4 e^(10/3) + 12) = 0.903
+        assert diagonal > 0.8 and entropy > 0.8 * math.log(N_VALUES)
     for j, _, _ in ind:
         assert j < best_independent + 1e-3
     assert min(a[0] for a in ar) - max(i[0] for i in ind) > 0.2

@@ -39,6 +39,11 @@ OBS_SCALE = np.array([GOAL_X + SIZE_W, MAX_DX, GOAL_X, 2 * ENEMY_SPEED, 275, 275
 SCREEN_W, SCREEN_H, SCREEN_OFFSET = int(GOAL_X), 300, 50
 
 
+def _clip(x: float, low: float, high: float) -> float:
+    # np.clip on Python scalars costs microseconds; this runs several times per frame
+    return low if x < low else high if x > high else x
+
+
 @dataclass
 class _Enemy:
     platform: int
@@ -56,9 +61,9 @@ class _Enemy:
         right = px + width - SIZE_W
         if not px < self.x < right:
             self.speed = -self.speed
-        self.speed += rng.normal(0.0, SPEED_NOISE)
-        self.speed = float(np.clip(self.speed, -ENEMY_SPEED, ENEMY_SPEED))
-        self.x = float(np.clip(self.x + self.speed * DT, px, right))
+        self.speed += float(rng.normal(0.0, SPEED_NOISE))
+        self.speed = _clip(self.speed, -ENEMY_SPEED, ENEMY_SPEED)
+        self.x = _clip(self.x + self.speed * DT, px, right)
 
 
 class PlatformEnv(gym.Env):
@@ -175,7 +180,7 @@ class PlatformEnv(gym.Env):
             ) from exc
         if choice not in (0, 1, 2):
             raise ValueError(f"the choice must be 0 (run), 1 (hop) or 2 (leap), got {choice}")
-        return choice, float(np.clip(param, 0.0, PARAM_HIGH[choice]))
+        return choice, _clip(param, 0.0, PARAM_HIGH[choice])
 
     def _on_platform(self) -> bool:
         """Step 1: standing exactly on a top surface."""
@@ -185,17 +190,17 @@ class PlatformEnv(gym.Env):
 
     def _accelerate(self, ddx: float, ddy: float) -> None:
         """A speed change followed by step 4's noise and bounds."""
-        self.vx += float(np.clip(ddx, -MAX_DDX, MAX_DDX)) * DT
-        self.vy += float(np.clip(ddy, -MAX_DDY, MAX_DDY)) * DT
-        self.vx -= abs(self.np_random.normal(0.0, SPEED_NOISE))
-        self.vx = float(np.clip(self.vx, -MAX_DX, MAX_DX))
-        self.vy = float(np.clip(self.vy, -MAX_DY, MAX_DY))
+        self.vx += _clip(ddx, -MAX_DDX, MAX_DDX) * DT
+        self.vy += _clip(ddy, -MAX_DDY, MAX_DDY) * DT
+        self.vx -= abs(float(self.np_random.normal(0.0, SPEED_NOISE)))
+        self.vx = _clip(self.vx, -MAX_DX, MAX_DX)
+        self.vy = _clip(self.vy, -MAX_DY, MAX_DY)
         self.vx = max(self.vx, 0.0)
 
     def _jump(self, param: float, dy0: float) -> None:
         """Step 3, the jump rule."""
         duration = 2.0 * dy0 / GRAVITY + 1.0
-        dx0 = float(np.clip(param / duration - self.vx, -MAX_DDX, MAX_DY - dy0))
+        dx0 = _clip(param / duration - self.vx, -MAX_DDX, MAX_DY - dy0)
         noise = -np.abs(self.np_random.normal(0.0, TAKEOFF_NOISE, 2))  # n0 then n1
         self._accelerate((dx0 + noise[0]) / DT, (dy0 + noise[1]) / DT)
 
@@ -208,10 +213,10 @@ class PlatformEnv(gym.Env):
         else:
             self._accelerate(0.0, -GRAVITY)
         if self._on_platform():  # step 5
-            self.vx = float(np.clip(self.vx, 0.0, MAX_DX_ON))
+            self.vx = _clip(self.vx, 0.0, MAX_DX_ON)
         active = self.enemies[1] if self.x > PLATFORMS[1][0] else self.enemies[0]  # step 6
         # step 7
-        self.x = float(np.clip(self.x + self.vx * DT, 0.0, GOAL_X))
+        self.x = _clip(self.x + self.vx * DT, 0.0, GOAL_X)
         self.y = self.y + self.vy * DT
         self.vx *= VELOCITY_DECAY
         active.move(self.np_random)  # step 8

@@ -1,0 +1,121 @@
+"""Learning curves: train a preset over several seeds, evaluate on a schedule, plot.
+
+Each seed is a full ``farl train`` run (deterministic evaluation every ``train.eval_every``
+steps, ``train.eval_episodes`` episodes); seeds run in parallel worker processes. Writes
+``<out>/<label>.csv`` (step, seed, eval return) and ``<out>/<label>.png`` (mean over seeds
+with the min-max band), and prints when the mean first reached the target.
+
+    pip install -e ".[bench]"
+    python benchmarks/learning.py --preset platform-fppo --seeds 5 --target 0.99
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import multiprocessing as mp
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, list[tuple[int, float]], float]:
+    """Train one seed; return its (step, eval return) pairs and wall time."""
+    import torch
+
+    from farl_cli.config import load_preset
+    from farl_cli.training import train
+
+    torch.set_num_threads(1)
+    preset_name, overrides, seed, run_dir = args
+    preset = load_preset(preset_name, [*overrides, f"train.seed={seed}"])
+    started = time.perf_counter()
+    result = train(preset, run_dir)
+    curve = []
+    with result.metrics_path.open() as f:
+        for row in csv.DictReader(f):
+            if row["eval_return"]:
+                curve.append((int(row["step"]), float(row["eval_return"])))
+    return seed, curve, time.perf_counter() - started
+
+
+def main() -> None:
+    """Run the seeds, save CSV and PNG, print the summary."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--preset", required=True)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--first-seed", type=int, default=0)
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="preset override section.key=value (repeatable)",
+    )
+    parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once")
+    parser.add_argument("--target", type=float, default=None, help="return to reach")
+    parser.add_argument("--label", default=None, help="file name stem (default: preset)")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+
+    label = args.label or args.preset
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    runs_root = args.out / "runs" / label
+    jobs = [(args.preset, args.overrides, s, runs_root / f"seed{s}") for s in seeds]
+    with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
+        results = sorted(pool.map(run_seed, jobs))
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    csv_path = args.out / f"{label}.csv"
+    with csv_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "seed", "eval_return"])
+        for seed, curve, _ in results:
+            for step, value in curve:
+                writer.writerow([step, seed, f"{value:.6f}"])
+
+    steps = sorted({s for _, curve, _ in results for s, _ in curve})
+    table = np.array([[dict(curve).get(s, np.nan) for s in steps] for _, curve, _ in results])
+    mean = np.nanmean(table, axis=0)
+    print(f"{label}: {len(seeds)} seeds, overrides {args.overrides or 'none'}")
+    for seed, curve, wall in results:
+        final = curve[-1][1] if curve else float("nan")
+        best = max((v for _, v in curve), default=float("nan"))
+        print(f"  seed {seed}: final {final:.4f}, best {best:.4f}, {wall:.0f} s")
+    print(
+        f"  mean over seeds: final {mean[-1]:.4f}, best {np.nanmax(mean):.4f} at step "
+        f"{steps[int(np.nanargmax(mean))]:,}"
+    )
+    if args.target is not None:
+        reached = np.flatnonzero(mean >= args.target)
+        when = f"step {steps[reached[0]]:,}" if len(reached) else "never"
+        print(f"  mean first >= {args.target}: {when}")
+        for seed, curve, _ in results:
+            hit = next((s for s, v in curve if v >= args.target), None)
+            print(f"    seed {seed}: {'never' if hit is None else f'step {hit:,}'}")
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(steps, mean, label=f"mean of {len(seeds)} seeds")
+    ax.fill_between(steps, np.nanmin(table, 0), np.nanmax(table, 0), alpha=0.25, label="min to max")
+    if args.target is not None:
+        ax.axhline(args.target, color="grey", linestyle="--", linewidth=1, label="target")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("deterministic evaluation return")
+    ax.set_title(label)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    png_path = args.out / f"{label}.png"
+    fig.savefig(png_path, dpi=120)
+    print(f"saved {csv_path} and {png_path}")
+
+
+if __name__ == "__main__":
+    main()

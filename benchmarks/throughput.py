@@ -1,0 +1,141 @@
+"""Training throughput: farl FPPO against Stable-Baselines3 PPO, same discretized HalfCheetah.
+
+Both train on HalfCheetah-v5 with every torque discretized into 11 bins (a MultiDiscrete
+action space of 11^6 joint actions, built by farl's FactoredActions wrapper for both), with
+the hyperparameters of the ``halfcheetah-fppo`` preset, the same number of environment steps,
+one PyTorch thread each, one after the other in this one process. Prints both throughputs
+and their ratio and appends them to ``benchmarks/results/throughput.csv``.
+
+    pip install -e ".[bench]"
+    python benchmarks/throughput.py --steps 32768
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import platform
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+import torch
+
+from farl_cli.config import FPPOConfig, load_preset
+from farl_cli.envs import make_factored_env
+from farl_cli.training import train
+
+RESULTS = Path(__file__).parent / "results" / "throughput.csv"
+
+
+def farl_fppo(steps: int, seed: int) -> float:
+    """Environment steps per second of ``farl train`` on the preset (no evaluation)."""
+    preset = load_preset(
+        "halfcheetah-fppo",
+        [
+            f"train.total_steps={steps}",
+            f"train.seed={seed}",
+            f"train.eval_every={10 * steps}",
+            f"train.checkpoint_every={10 * steps}",
+        ],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = train(preset, Path(tmp) / "run")
+        elapsed = time.perf_counter() - started
+    return result.global_step / elapsed
+
+
+def sb3_ppo(steps: int, seed: int) -> float:
+    """Environment steps per second of SB3 PPO with the same settings."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    preset = load_preset("halfcheetah-fppo")
+    cfg = preset.agent
+    assert isinstance(cfg, FPPOConfig)
+    n = preset.env.num_envs
+    venv = DummyVecEnv([lambda: make_factored_env(preset.env)] * n)
+    if cfg.normalize_observations:
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
+    model = PPO(
+        "MlpPolicy",
+        venv,
+        learning_rate=cfg.learning_rate,
+        n_steps=cfg.rollout_steps // n,
+        batch_size=cfg.minibatch_size,
+        n_epochs=cfg.epochs,
+        gamma=cfg.gamma,
+        gae_lambda=cfg.gae_lambda,
+        clip_range=cfg.clip_epsilon,
+        ent_coef=cfg.entropy_coef,
+        vf_coef=cfg.value_coef,
+        max_grad_norm=cfg.max_grad_norm,
+        policy_kwargs={
+            "net_arch": {"pi": cfg.hidden_sizes, "vf": cfg.hidden_sizes},
+            "activation_fn": torch.nn.ReLU,
+        },
+        seed=seed,
+        device="cpu",
+        verbose=0,
+    )
+    started = time.perf_counter()
+    model.learn(total_timesteps=steps)
+    elapsed = time.perf_counter() - started
+    venv.close()
+    return model.num_timesteps / elapsed
+
+
+def main() -> None:
+    """Run both, print and save the figures."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=32768, help="environment steps each")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    ours = farl_fppo(args.steps, args.seed)
+    print(f"farl FPPO (independent, 11 bins): {ours:8.0f} env steps/s")
+    theirs = sb3_ppo(args.steps, args.seed)
+    print(f"SB3 PPO   (MultiDiscrete, 11 bins): {theirs:8.0f} env steps/s")
+    print(f"ratio farl / SB3: {ours / theirs:.2f}x over {args.steps:,} steps each")
+
+    import stable_baselines3
+
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    new = not RESULTS.exists()
+    with RESULTS.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(
+                [
+                    "date",
+                    "benchmark",
+                    "steps",
+                    "farl_sps",
+                    "sb3_sps",
+                    "ratio",
+                    "torch",
+                    "sb3",
+                    "python",
+                ]
+            )
+        writer.writerow(
+            [
+                datetime.now(UTC).strftime("%Y-%m-%d"),
+                "fppo-halfcheetah-11bins",
+                args.steps,
+                f"{ours:.0f}",
+                f"{theirs:.0f}",
+                f"{ours / theirs:.2f}",
+                torch.__version__,
+                stable_baselines3.__version__,
+                platform.python_version(),
+            ]
+        )
+    print(f"saved to {RESULTS}")
+
+
+if __name__ == "__main__":
+    main()
