@@ -29,9 +29,14 @@ err_console = Console(stderr=True)
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+CheckpointArg = Annotated[Path, typer.Argument(help="A checkpoint written by farl train.")]
+DeterministicOpt = Annotated[
+    bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
+]
+
 
 def user_errors(fn: F) -> F:
-    """Turn a FarlError into its message on stderr and exit code 2, no traceback."""
+    """A FarlError becomes its message on stderr and exit code 2; Ctrl-C exits 130 quietly."""
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -41,6 +46,9 @@ def user_errors(fn: F) -> F:
             for line in str(exc).splitlines() or [type(exc).__name__]:
                 err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
             raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            err_console.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
 
     return wrapper  # type: ignore[return-value]
 
@@ -233,12 +241,10 @@ def _print_summary(result: Any) -> None:
 @app.command("eval")
 @user_errors
 def eval_command(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by farl train.")],
+    checkpoint: CheckpointArg,
     episodes: Annotated[int, typer.Option(min=1, help="Episodes to run.")] = 100,
     num_envs: Annotated[int, typer.Option(min=1, help="Environments side by side.")] = 8,
-    deterministic: Annotated[
-        bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
-    ] = True,
+    deterministic: DeterministicOpt = True,
     seed: Annotated[int, typer.Option(help="Seed of the evaluation episodes.")] = 12345,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 1,
@@ -300,13 +306,11 @@ def eval_command(
 @app.command("enjoy")
 @user_errors
 def enjoy_command(
-    checkpoint: Annotated[Path, typer.Argument(help="A checkpoint written by farl train.")],
+    checkpoint: CheckpointArg,
     episodes: Annotated[int, typer.Option(min=1, help="Episodes to play.")] = 3,
     video: Annotated[Path | None, typer.Option(help="Record to this .mp4 or .gif file.")] = None,
     fps: Annotated[int | None, typer.Option(min=1, help="Frames per second.")] = None,
-    deterministic: Annotated[
-        bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
-    ] = True,
+    deterministic: DeterministicOpt = True,
     seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 0,
 ) -> None:
     """Watch a policy play: in a window when there is a display, else recorded to a video."""

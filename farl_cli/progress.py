@@ -87,9 +87,17 @@ class TrainDisplay:
         self.latest: dict[str, Any] = {}
         self.live = Live(self._render(), console=console, refresh_per_second=4, transient=False)
 
+    FIRST = ("train_return", "eval_return", "eval_success")
+    SHOWN_BY_THE_BAR = ("step", "wall_time", "steps_per_second")
+
     def _render(self) -> Group:
         table = Table.grid(padding=(0, 2))
-        items = [(k, v) for k, v in self.latest.items() if v is not None]
+        keys = [*self.FIRST, *(k for k in self.latest if k not in self.FIRST)]
+        items = [
+            (k, self.latest[k])
+            for k in keys
+            if k in self.latest and k not in self.SHOWN_BY_THE_BAR and self.latest[k] is not None
+        ]
         for key, value in items:
             text = f"{value:.4g}" if isinstance(value, float) else str(value)
             table.add_row(key, text)

@@ -22,6 +22,7 @@ from farl_cli.agents import Agent, make_agent
 from farl_cli.checkpoint import save_checkpoint
 from farl_cli.config import EnvConfig, Preset
 from farl_cli.envs import make_factored_env
+from farl_cli.errors import FarlError
 from farl_cli.evaluation import EvalStats, evaluate, make_vector_env
 from farl_cli.spaces import FactoredSpace
 
@@ -87,8 +88,6 @@ def probe_env(cfg: EnvConfig) -> tuple[int, FactoredSpace]:
     try:
         shape = env.observation_space.shape
         if shape is None or len(shape) != 1:
-            from farl_cli.errors import FarlError
-
             raise FarlError(
                 f"{cfg.name}: farl's networks take flat observations, got {env.observation_space}"
             )
@@ -168,6 +167,11 @@ def train(
         counters.resumes += 1
         torch.set_rng_state(resume["rng"]["torch"])
 
+    if resume is None and (run_dir / "metrics.csv").exists():
+        raise FarlError(
+            f"{run_dir} already holds a run; continue it with --resume "
+            f"{run_dir / 'checkpoints' / 'last.pt'} or choose another --run-dir"
+        )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "preset.yaml").write_text(preset.to_yaml(), encoding="utf-8")
     ckpt_dir = run_dir / "checkpoints"

@@ -45,7 +45,7 @@ def test_paper_hyperparameters_are_in_the_presets() -> None:
     p = load_preset("platform-fppo")
     assert isinstance(p.agent, FPPOConfig)
     assert (p.env.bins, p.env.factorization) == (21, "autoregressive")
-    assert (p.agent.learning_rate, p.agent.gae_lambda, p.agent.minibatch_size) == (5e-5, 1.0, 64)
+    assert (p.agent.gae_lambda, p.agent.minibatch_size, p.agent.clip_epsilon) == (1.0, 64, 0.2)
     assert (p.agent.epochs, p.agent.rollout_steps, p.agent.hidden_sizes) == (20, 512, [128, 128])
     s = load_preset("platform-fsac")
     assert isinstance(s.agent, FSACConfig)

@@ -82,3 +82,12 @@ def test_fsac_is_refused_until_it_exists(tmp_path: Path) -> None:
 
     with pytest.raises(FarlError, match="not built in this version"):
         train(load_preset("platform-fsac", ["train.total_steps=10"]), tmp_path / "s")
+
+
+def test_a_run_directory_holding_a_run_is_not_reused_by_accident(tmp_path: Path) -> None:
+    from farl_cli.errors import FarlError
+
+    preset = load_preset("platform-fppo", [*TINY, "train.total_steps=64"])
+    train(preset, tmp_path / "r")
+    with pytest.raises(FarlError, match="already holds a run; continue it with --resume"):
+        train(preset, tmp_path / "r")
