@@ -282,3 +282,36 @@ def test_enjoy_refuses_an_unknown_video_format(trained: Path, tmp_path: Path) ->
         app, ["enjoy", str(trained / "checkpoints" / "last.pt"), "--video", str(tmp_path / "x.avi")]
     )
     assert result.exit_code == 2 and ".mp4 or .gif" in result.output
+
+
+def test_mujoco_train_and_enjoy_render_headless(tmp_path: Path) -> None:
+    run = tmp_path / "hopper"
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--preset",
+            "hopper-fppo",
+            "--total-steps",
+            "256",
+            "--run-dir",
+            str(run),
+            "--set",
+            "env.num_envs=2",
+            "--set",
+            "agent.rollout_steps=128",
+            "--set",
+            "agent.epochs=1",
+            "--set",
+            "train.eval_episodes=1",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    video = tmp_path / "hopper.mp4"
+    result = runner.invoke(
+        app,
+        ["enjoy", str(run / "checkpoints" / "last.pt"), "--episodes", "1", "--video", str(video)],
+    )
+    assert result.exit_code == 0, result.output
+    assert video.is_file() and video.stat().st_size > 1000

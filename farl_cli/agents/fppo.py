@@ -72,8 +72,9 @@ class FPPOAgent:
         self.normalizer.enabled = cfg.normalize_observations
         self.policy = FactoredPolicy(obs_dim, space, cfg.hidden_sizes, cfg.activation)
         self.value = ValueNet(obs_dim, cfg.hidden_sizes, cfg.activation)
+        self.parameters = [*self.policy.parameters(), *self.value.parameters()]
         self.optimizer = torch.optim.Adam(
-            [*self.policy.parameters(), *self.value.parameters()],
+            self.parameters,
             lr=cfg.learning_rate,
             eps=1e-5,
             fused=True,  # one kernel for every parameter: 2.6 times faster than the default
@@ -161,37 +162,43 @@ class FPPOAgent:
         size = advantages.shape[0]
         # the pre-update policy along the stored sequences: computed once, sliced per minibatch
         old_policy = IndependentCategorical(data.logits, self.policy.mask)
-        totals: dict[str, float] = dict.fromkeys(self.metric_names, 0.0)
+        totals = torch.zeros(len(self.metric_names))
         n_minibatches = 0
         for _ in range(cfg.epochs):
-            for idx in torch.randperm(size).split(cfg.minibatch_size):
-                adv = advantages[idx]
-                if cfg.normalize_advantages and len(idx) > 1:
+            # one shuffle per epoch, then minibatches are slices (views), not gathers
+            perm = torch.randperm(size)
+            obs, actions_all, old_log_probs = (
+                data.obs[perm],
+                data.actions[perm],
+                data.log_probs[perm],
+            )
+            adv_all, ret_all, old_all = advantages[perm], returns[perm], old_policy.select(perm)
+            for start in range(0, size, cfg.minibatch_size):
+                mb = slice(start, start + cfg.minibatch_size)
+                adv = adv_all[mb]
+                if cfg.normalize_advantages and adv.shape[0] > 1:
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
-                actions = data.actions[idx]
-                dist = self.policy(data.obs[idx]).conditionals(actions)
-                old = old_policy.select(idx)
+                actions = actions_all[mb]
+                dist = self.policy(obs[mb]).conditionals(actions)
                 loss, parts = ppo_loss(
                     log_probs=dist.log_prob(actions),
-                    old_log_probs=data.log_probs[idx],
+                    old_log_probs=old_log_probs[mb],
                     advantages=adv,
                     entropy=dist.entropy(),  # Prop. 1.1, or 1.2 along the stored sequence
-                    kl=old.kl(dist),  # KL(pi_old || pi): Prop. 2.1, or 2.2 likewise
-                    values=self.value(data.obs[idx]),
-                    returns=returns[idx],
+                    kl=old_all.select(mb).kl(dist),  # KL(pi_old || pi): Prop. 2.1, or 2.2
+                    values=self.value(obs[mb]),
+                    returns=ret_all[mb],
                     cfg=cfg,
                 )
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
-                nn.utils.clip_grad_norm_(
-                    [*self.policy.parameters(), *self.value.parameters()], cfg.max_grad_norm
-                )
+                nn.utils.clip_grad_norm_(self.parameters, cfg.max_grad_norm)
                 self.optimizer.step()
-                for name in self.metric_names:
-                    totals[name] += float(parts[name].detach())
+                totals += torch.stack([parts[name].detach() for name in self.metric_names])
                 n_minibatches += 1
         self.updates += 1
-        return {name: total / n_minibatches for name, total in totals.items()}
+        means = (totals / n_minibatches).tolist()
+        return dict(zip(self.metric_names, means, strict=True))
 
     # ------------------------------------------------------------------ persistence
 
