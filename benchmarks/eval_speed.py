@@ -9,15 +9,16 @@ Times ``farl eval`` itself (a subprocess, start-up included) and appends the fig
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results" / "eval_speed.csv"
+from common import RESULTS as RESULTS_DIR
+from common import append_row
+
+RESULTS = RESULTS_DIR / "eval_speed.csv"
 
 
 def main() -> None:
@@ -50,39 +51,20 @@ def main() -> None:
         f"steps/s); mean return {info['mean']:.4f} ± {info['ci95']:.4f} (95% CI), "
         f"success {info['success_rate']}"
     )
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    with RESULTS.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(
-                [
-                    "date",
-                    "preset",
-                    "episodes",
-                    "num_envs",
-                    "wall_s",
-                    "eval_s",
-                    "mean_length",
-                    "mean_return",
-                    "ci95",
-                    "success_rate",
-                ]
-            )
-        writer.writerow(
-            [
-                datetime.now(UTC).strftime("%Y-%m-%d"),
-                info["preset"],
-                info["episodes"],
-                args.num_envs,
-                f"{wall:.1f}",
-                f"{info['seconds']:.1f}",
-                f"{info['mean_length']:.2f}",
-                f"{info['mean']:.4f}",
-                f"{info['ci95']:.4f}",
-                info["success_rate"],
-            ]
-        )
+    append_row(
+        RESULTS,
+        {
+            "preset": info["preset"],
+            "episodes": info["episodes"],
+            "num_envs": args.num_envs,
+            "wall_s": f"{wall:.1f}",
+            "eval_s": f"{info['seconds']:.1f}",
+            "mean_length": f"{info['mean_length']:.2f}",
+            "mean_return": f"{info['mean']:.4f}",
+            "ci95": f"{info['ci95']:.4f}",
+            "success_rate": info["success_rate"],
+        },
+    )
 
 
 if __name__ == "__main__":

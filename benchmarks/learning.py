@@ -18,8 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-RESULTS = Path(__file__).parent / "results"
+from common import RESULTS, shown
 
 
 def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, list[tuple[int, float]], float]:
@@ -114,7 +113,7 @@ def main() -> None:
     fig.tight_layout()
     png_path = args.out / f"{label}.png"
     fig.savefig(png_path, dpi=120)
-    print(f"saved {csv_path} and {png_path}")
+    print(f"saved {shown(csv_path)} and {shown(png_path)}")
 
 
 if __name__ == "__main__":

@@ -13,24 +13,24 @@ and their ratio and appends them to ``benchmarks/results/throughput.csv``.
 from __future__ import annotations
 
 import argparse
-import csv
 import platform
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
+from common import RESULTS as RESULTS_DIR
+from common import append_row, shown
 
 from farl_cli.config import FPPOConfig, load_preset
 from farl_cli.envs import make_factored_env
 from farl_cli.training import train
 
-RESULTS = Path(__file__).parent / "results" / "throughput.csv"
+RESULTS = RESULTS_DIR / "throughput.csv"
 
 
 def farl_fppo(steps: int, seed: int) -> float:
-    """Environment steps per second of ``farl train`` on the preset (no evaluation)."""
+    """Environment steps per second of ``farl train`` on the preset, set-up included."""
     preset = load_preset(
         "halfcheetah-fppo",
         [
@@ -56,6 +56,7 @@ def sb3_ppo(steps: int, seed: int) -> float:
     cfg = preset.agent
     assert isinstance(cfg, FPPOConfig)
     n = preset.env.num_envs
+    started = time.perf_counter()  # like farl's figure, set-up included
     venv = DummyVecEnv([lambda: make_factored_env(preset.env)] * n)
     if cfg.normalize_observations:
         venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
@@ -80,7 +81,6 @@ def sb3_ppo(steps: int, seed: int) -> float:
         device="cpu",
         verbose=0,
     )
-    started = time.perf_counter()
     model.learn(total_timesteps=steps)
     elapsed = time.perf_counter() - started
     venv.close()
@@ -103,38 +103,20 @@ def main() -> None:
 
     import stable_baselines3
 
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    new = not RESULTS.exists()
-    with RESULTS.open("a", newline="") as f:
-        writer = csv.writer(f)
-        if new:
-            writer.writerow(
-                [
-                    "date",
-                    "benchmark",
-                    "steps",
-                    "farl_sps",
-                    "sb3_sps",
-                    "ratio",
-                    "torch",
-                    "sb3",
-                    "python",
-                ]
-            )
-        writer.writerow(
-            [
-                datetime.now(UTC).strftime("%Y-%m-%d"),
-                "fppo-halfcheetah-11bins",
-                args.steps,
-                f"{ours:.0f}",
-                f"{theirs:.0f}",
-                f"{ours / theirs:.2f}",
-                torch.__version__,
-                stable_baselines3.__version__,
-                platform.python_version(),
-            ]
-        )
-    print(f"saved to {RESULTS}")
+    append_row(
+        RESULTS,
+        {
+            "benchmark": "fppo-halfcheetah-11bins",
+            "steps": args.steps,
+            "farl_sps": f"{ours:.0f}",
+            "sb3_sps": f"{theirs:.0f}",
+            "ratio": f"{ours / theirs:.2f}",
+            "torch": torch.__version__,
+            "sb3": stable_baselines3.__version__,
+            "python": platform.python_version(),
+        },
+    )
+    print(f"saved to {shown(RESULTS)}")
 
 
 if __name__ == "__main__":
