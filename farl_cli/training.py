@@ -125,6 +125,23 @@ class StopRequest:
                 signal.signal(sig, old)
 
 
+def final_observations(next_obs: np.ndarray, infos: dict[str, Any]) -> np.ndarray:
+    """``next_obs`` with each ended episode's last observation put back in its place."""
+    if "_final_obs" not in infos or not infos["_final_obs"].any():
+        return next_obs
+    final = next_obs.copy()
+    for i in np.flatnonzero(infos["_final_obs"]):
+        final[i] = infos["final_obs"][i]
+    return final
+
+
+def generator(state: dict[str, Any]) -> np.random.Generator:
+    """A numpy generator in the saved ``bit_generator.state``."""
+    g = np.random.Generator(np.random.PCG64())
+    g.bit_generator.state = state
+    return g
+
+
 def checkpoint_payload(
     preset: Preset,
     obs_dim: int,
@@ -156,6 +173,11 @@ def train(
     """Train the preset's agent, writing config, metrics and checkpoints under ``run_dir``."""
     from farl_cli.progress import MetricsWriter
 
+    if resume is None and (run_dir / "metrics.csv").exists():
+        raise FarlError(
+            f"{run_dir} already holds a run; continue it with --resume "
+            f"{run_dir / 'checkpoints' / 'last.pt'} or choose another --run-dir"
+        )
     cfg = preset.train
     seed_everything(cfg.seed)
     obs_dim, space = probe_env(preset.env)
@@ -167,11 +189,6 @@ def train(
         counters.resumes += 1
         torch.set_rng_state(resume["rng"]["torch"])
 
-    if resume is None and (run_dir / "metrics.csv").exists():
-        raise FarlError(
-            f"{run_dir} already holds a run; continue it with --resume "
-            f"{run_dir / 'checkpoints' / 'last.pt'} or choose another --run-dir"
-        )
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "preset.yaml").write_text(preset.to_yaml(), encoding="utf-8")
     ckpt_dir = run_dir / "checkpoints"
@@ -211,23 +228,14 @@ def train(
         # a resumed run starts fresh episodes, with the environments' generators restored
         obs, _ = envs.reset(seed=cfg.seed + 7919 * counters.resumes)
         if resume is not None and len(resume["rng"]["envs"]) == n:
-            gens = []
-            for state in resume["rng"]["envs"]:
-                g = np.random.Generator(np.random.PCG64())
-                g.bit_generator.state = state
-                gens.append(g)
-            envs.set_attr("np_random", gens)
+            envs.set_attr("np_random", [generator(state) for state in resume["rng"]["envs"]])
         ep_return = np.zeros(n)
         with stop.installed():
             while counters.global_step < cfg.total_steps and not stop:
                 actions = agent.explore(obs)
                 next_obs, rewards, terminated, truncated, infos = envs.step(actions)
                 ended = terminated | truncated
-                final_obs = next_obs
-                if ended.any() and "final_obs" in infos:
-                    final_obs = next_obs.copy()
-                    for i in np.flatnonzero(infos["_final_obs"]):
-                        final_obs[i] = infos["final_obs"][i]
+                final_obs = final_observations(next_obs, infos)
                 metrics = agent.observe(next_obs, final_obs, rewards, terminated, truncated)
                 obs = next_obs
                 counters.global_step += n

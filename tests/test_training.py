@@ -91,3 +91,16 @@ def test_a_run_directory_holding_a_run_is_not_reused_by_accident(tmp_path: Path)
     train(preset, tmp_path / "r")
     with pytest.raises(FarlError, match="already holds a run; continue it with --resume"):
         train(preset, tmp_path / "r")
+
+
+def test_async_envs_in_worker_processes_train_and_resume(tmp_path: Path) -> None:
+    preset = load_preset("platform-fppo", [*TINY, "env.vector=async", "train.total_steps=128"])
+    first = train(preset, tmp_path / "a")
+    assert first.status == "finished"
+    saved = load_checkpoint(first.last_checkpoint)
+    assert len(saved["rng"]["envs"]) == 2  # each worker's generator state came back
+    longer = preset.model_copy(
+        update={"train": preset.train.model_copy(update={"total_steps": 256})}
+    )
+    second = train(longer, tmp_path / "a", resume=saved)
+    assert second.status == "finished" and second.global_step == 256
