@@ -1,9 +1,11 @@
-"""Rollout buffer for FPPO (preallocated tensors) and the GAE computation it feeds."""
+"""Rollout buffer for FPPO and the GAE computation it feeds; replay buffer for FSAC."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, fields
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -118,3 +120,87 @@ class RolloutBuffer:
     def reset(self) -> None:
         """Start a new rollout in the same storage."""
         self.t = 0
+
+
+class ReplayBuffer:
+    """Preallocated circular replay memory; sub-actions stored as small integers.
+
+    The true next observation is stored (an episode's final observation when it ended), and
+    only termination, not truncation, marks a transition as terminal.
+    """
+
+    def __init__(self, capacity: int, obs_dim: int, sizes: tuple[int, ...], seed: int) -> None:
+        action_dtype = np.uint8 if max(sizes) <= 256 else np.int16
+        self.capacity = capacity
+        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
+        self.actions = np.zeros((capacity, len(sizes)), dtype=action_dtype)
+        self.rewards = np.zeros(capacity, dtype=np.float32)
+        self.terminated = np.zeros(capacity, dtype=bool)
+        self.size = 0
+        self.pos = 0
+        self.rng = np.random.default_rng(seed)
+
+    def add(
+        self,
+        obs: np.ndarray,
+        actions: np.ndarray,
+        rewards: np.ndarray,
+        next_obs: np.ndarray,
+        terminated: np.ndarray,
+    ) -> None:
+        """Store one transition per environment (arrays with a leading ``num_envs`` axis)."""
+        for i in range(len(rewards)):
+            p = self.pos
+            self.obs[p], self.next_obs[p] = obs[i], next_obs[i]
+            self.actions[p], self.rewards[p], self.terminated[p] = (
+                actions[i],
+                rewards[i],
+                terminated[i],
+            )
+            self.pos = (p + 1) % self.capacity
+            self.size = min(self.size + 1, self.capacity)
+
+    def sample(self, batch_size: int) -> dict[str, Tensor]:
+        """A uniform minibatch as tensors."""
+        idx = self.rng.integers(0, self.size, size=batch_size)
+        return {
+            "obs": torch.from_numpy(self.obs[idx]),
+            "actions": torch.from_numpy(self.actions[idx].astype(np.int64)),
+            "rewards": torch.from_numpy(self.rewards[idx]),
+            "next_obs": torch.from_numpy(self.next_obs[idx]),
+            "terminated": torch.from_numpy(self.terminated[idx]),
+        }
+
+    def state_dict(self, include_data: bool) -> dict[str, Any]:
+        """Position and generator always; the stored transitions when asked (as tensors)."""
+        state: dict[str, Any] = {
+            "size": self.size,
+            "pos": self.pos,
+            "rng": self.rng.bit_generator.state,
+            "has_data": include_data,
+        }
+        if include_data:
+            n = self.size
+            state.update(
+                obs=torch.from_numpy(self.obs[:n].copy()),
+                next_obs=torch.from_numpy(self.next_obs[:n].copy()),
+                actions=torch.from_numpy(self.actions[:n].astype(np.int16)),
+                rewards=torch.from_numpy(self.rewards[:n].copy()),
+                terminated=torch.from_numpy(self.terminated[:n].copy()),
+            )
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore; without saved transitions the buffer starts empty again."""
+        self.rng.bit_generator.state = state["rng"]
+        if not state["has_data"]:
+            self.size = self.pos = 0
+            return
+        n = int(state["size"])
+        self.obs[:n] = state["obs"].numpy()
+        self.next_obs[:n] = state["next_obs"].numpy()
+        self.actions[:n] = state["actions"].numpy()
+        self.rewards[:n] = state["rewards"].numpy()
+        self.terminated[:n] = state["terminated"].numpy()
+        self.size, self.pos = n, int(state["pos"])

@@ -156,6 +156,9 @@ def train_command(
     ] = None,
     threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 1,
     quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
+    save_buffer: Annotated[
+        bool, typer.Option("--save-buffer", help="FSAC: keep the replay buffer in checkpoints.")
+    ] = False,
 ) -> None:
     """Train an agent from a preset; Ctrl-C saves a checkpoint you can resume from."""
     import torch
@@ -171,6 +174,8 @@ def train_command(
         sets.append(f"train.seed={seed}")
     if total_steps is not None:
         sets.append(f"train.total_steps={total_steps}")
+    if save_buffer:
+        sets.append("train.save_buffer=true")
     state = None
     if resume is not None:
         state = load_checkpoint(resume)

@@ -92,7 +92,9 @@ class TrainConfig(_Section):
     eval_every: PositiveInt = 25_000
     eval_episodes: PositiveInt = 10
     checkpoint_every: PositiveInt = 100_000
+    log_every: PositiveInt = 1000  # steps between rows of metrics.csv (agent metrics averaged)
     seed: Annotated[int, Field(ge=0)] = 0
+    save_buffer: bool = False  # FSAC: put the replay buffer into checkpoints
 
 
 class Preset(_Section):

@@ -177,3 +177,50 @@ class ValueNet(nn.Module):
     def forward(self, obs: Tensor) -> Tensor:
         """State values, ``[B]``."""
         return self.net(obs).squeeze(-1)
+
+
+class SubQNet(nn.Module):
+    """Sub-Q values ``Q^i(., .)`` for every dimension at once, ``[B, k, max_n]`` (section 5.3).
+
+    Independent: ``Q^i(s, .)`` from the state alone. Autoregressive: ``Q^i(u^{i-1}, .)``, the
+    state plus the one-hot prefix ``a^1..a^{i-1}``, with the same stacked heads as the
+    policy so that all intermediate states are evaluated in one pass (teacher forcing).
+    """
+
+    def __init__(self, obs_dim: int, space: FactoredSpace, hidden: list[int], activation: str):
+        super().__init__()
+        self.k, self.max_n = space.n_dims, space.max_size
+        self.torso = mlp(obs_dim, hidden, activation)
+        emb_dim = hidden[-1] if hidden else obs_dim
+        self.autoregressive = space.factorization == "autoregressive"
+        self.heads: nn.Module
+        if self.autoregressive:
+            self.heads = AutoregressiveHeads(emb_dim, space, emb_dim, activation)
+        else:
+            self.heads = nn.Linear(emb_dim, self.k * self.max_n)
+
+    def forward(self, obs: Tensor, actions: Tensor | None = None) -> Tensor:
+        """Sub-Q values; autoregressive ones need the actions whose prefixes they read."""
+        emb = self.torso(obs)
+        if self.autoregressive:
+            if actions is None:
+                raise ValueError("autoregressive sub-Q values need the action prefixes")
+            return self.heads(emb, actions)
+        return self.heads(emb).view(-1, self.k, self.max_n)
+
+
+class UpQNet(nn.Module):
+    """The up Q-value ``Q^U(s, a)`` on full joint actions (section 5.3): one number each."""
+
+    def __init__(self, obs_dim: int, space: FactoredSpace, hidden: list[int], activation: str):
+        super().__init__()
+        sizes = torch.tensor(space.sizes)
+        self.register_buffer("offsets", torch.cumsum(sizes, 0) - sizes)
+        self.code_dim = int(sizes.sum())
+        self.net = mlp(obs_dim + self.code_dim, hidden, activation, 1)
+
+    def forward(self, obs: Tensor, actions: Tensor) -> Tensor:
+        """``Q^U(s, a)``, ``[B]``."""
+        codes = torch.zeros(actions.shape[0], self.code_dim, device=obs.device)
+        codes.scatter_(1, actions.long() + self.offsets, 1.0)
+        return self.net(torch.cat([obs, codes], dim=-1)).squeeze(-1)

@@ -52,6 +52,7 @@ class Counters:
     episodes: int = 0
     next_eval: int = 0
     next_checkpoint: int = 0
+    next_log: int = 0
     best_eval: float | None = None
     elapsed: float = 0.0
     resumes: int = 0
@@ -182,7 +183,9 @@ def train(
     seed_everything(cfg.seed)
     obs_dim, space = probe_env(preset.env)
     agent = make_agent(preset, obs_dim, space)
-    counters = Counters(next_eval=cfg.eval_every, next_checkpoint=cfg.checkpoint_every)
+    counters = Counters(
+        next_eval=cfg.eval_every, next_checkpoint=cfg.checkpoint_every, next_log=cfg.log_every
+    )
     if resume is not None:
         agent.load_state_dict(resume["agent"])
         counters = Counters(**resume["counters"])
@@ -230,6 +233,7 @@ def train(
         if resume is not None and len(resume["rng"]["envs"]) == n:
             envs.set_attr("np_random", [generator(state) for state in resume["rng"]["envs"]])
         ep_return = np.zeros(n)
+        pending: list[dict[str, float]] = []  # agent metrics since the last row
         with stop.installed():
             while counters.global_step < cfg.total_steps and not stop:
                 actions = agent.explore(obs)
@@ -245,9 +249,14 @@ def train(
                     counters.episodes += int(ended.sum())
                     ep_return[ended] = 0.0
 
-                row: dict[str, Any] | None = None
                 if metrics is not None:
-                    row = dict(metrics)
+                    pending.append(metrics)
+                row: dict[str, Any] | None = None
+                if pending and counters.global_step >= counters.next_log:
+                    row = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
+                    pending.clear()
+                    while counters.next_log <= counters.global_step:
+                        counters.next_log += cfg.log_every
                 if counters.global_step >= counters.next_eval:
                     stats = run_eval()
                     counters.next_eval += cfg.eval_every

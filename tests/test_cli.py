@@ -110,6 +110,8 @@ TINY = [
     "train.eval_episodes=4",
     "--set",
     "train.checkpoint_every=128",
+    "--set",
+    "train.log_every=64",
 ]
 
 
@@ -315,3 +317,44 @@ def test_mujoco_train_and_enjoy_render_headless(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     assert video.is_file() and video.stat().st_size > 1000
+
+
+@pytest.mark.parametrize("preset", ["platform-fsac", "hopper-fsac"])
+def test_fsac_train_eval_enjoy_through_the_cli(preset: str, tmp_path: Path) -> None:
+    run = tmp_path / preset
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--preset",
+            preset,
+            "--total-steps",
+            "300",
+            "--run-dir",
+            str(run),
+            "--set",
+            "agent.hidden_sizes=[32, 32]",
+            "--set",
+            "agent.batch_size=32",
+            "--set",
+            "agent.learning_starts=100",
+            "--set",
+            "train.eval_every=300",
+            "--set",
+            "train.eval_episodes=2",
+            "--set",
+            "train.log_every=100",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    header = (run / "metrics.csv").read_text().splitlines()[0]
+    assert "q_loss" in header and "alpha" in header
+    assert ("up_q_loss" in header) == (preset == "platform-fsac")  # autoregressive only
+    ckpt = str(run / "checkpoints" / "last.pt")
+    result = runner.invoke(app, ["eval", ckpt, "--episodes", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["episodes"] == 3
+    video = tmp_path / "play.gif"
+    result = runner.invoke(app, ["enjoy", ckpt, "--episodes", "1", "--video", str(video)])
+    assert result.exit_code == 0 and video.stat().st_size > 1000

@@ -19,6 +19,7 @@ TINY = [
     "train.eval_every=128",
     "train.eval_episodes=4",
     "train.checkpoint_every=128",
+    "train.log_every=64",
 ]
 
 
@@ -77,13 +78,6 @@ def test_restore_rebuilds_the_agent_from_the_checkpoint_alone(tmp_path: Path) ->
     assert restored.preset == preset and restored.space.sizes == (3, 21)
 
 
-def test_fsac_is_refused_until_it_exists(tmp_path: Path) -> None:
-    from farl_cli.errors import FarlError
-
-    with pytest.raises(FarlError, match="not built in this version"):
-        train(load_preset("platform-fsac", ["train.total_steps=10"]), tmp_path / "s")
-
-
 def test_a_run_directory_holding_a_run_is_not_reused_by_accident(tmp_path: Path) -> None:
     from farl_cli.errors import FarlError
 
@@ -104,3 +98,43 @@ def test_async_envs_in_worker_processes_train_and_resume(tmp_path: Path) -> None
     )
     second = train(longer, tmp_path / "a", resume=saved)
     assert second.status == "finished" and second.global_step == 256
+
+
+FSAC_TINY = [
+    "agent.hidden_sizes=[32, 32]",
+    "agent.batch_size=32",
+    "agent.learning_starts=100",
+    "train.eval_every=200",
+    "train.eval_episodes=3",
+    "train.log_every=100",
+    "train.checkpoint_every=1000",
+]
+
+
+def test_fsac_resume_with_the_saved_replay_buffer(tmp_path: Path) -> None:
+    import numpy as np
+
+    preset = load_preset(
+        "platform-fsac", [*FSAC_TINY, "train.total_steps=300", "train.save_buffer=true"]
+    )
+    first = train(preset, tmp_path / "f")
+    saved = load_checkpoint(first.last_checkpoint)
+    buffer = saved["agent"]["buffer"]
+    assert buffer["has_data"] and buffer["size"] == 300
+    restored = restore(first.last_checkpoint).agent
+    assert restored.buffer.size == 300 and restored.updates == saved["agent"]["updates"]
+    assert np.array_equal(restored.buffer.obs[:300], buffer["obs"].numpy())
+    # without --save-buffer the checkpoint holds no transitions, so it stays small
+    slim = train(
+        load_preset("platform-fsac", [*FSAC_TINY, "train.total_steps=300"]), tmp_path / "s"
+    )
+    assert not load_checkpoint(slim.last_checkpoint)["agent"]["buffer"]["has_data"]
+    assert slim.last_checkpoint.stat().st_size < first.last_checkpoint.stat().st_size
+    # the resumed run learns from the restored buffer at once: no second learning_starts
+    longer = preset.model_copy(
+        update={"train": preset.train.model_copy(update={"total_steps": 340})}
+    )
+    second = train(longer, tmp_path / "f", resume=saved)
+    after = load_checkpoint(second.last_checkpoint)["agent"]
+    assert after["updates"] == saved["agent"]["updates"] + 40
+    assert after["buffer"]["size"] == 340

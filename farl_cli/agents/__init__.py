@@ -6,7 +6,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from farl_cli.config import FPPOConfig, Preset
+from farl_cli.config import FPPOConfig, FSACConfig, Preset
 from farl_cli.errors import FarlError
 from farl_cli.spaces import FactoredSpace
 
@@ -50,7 +50,15 @@ def make_agent(preset: Preset, obs_dim: int, space: FactoredSpace) -> Agent:
         from farl_cli.agents.fppo import FPPOAgent
 
         return FPPOAgent(obs_dim, space, preset.agent, preset.env.num_envs)
-    raise FarlError(
-        f"{preset.name}: agent.algo {preset.agent.algo!r} is not built in this version yet "
-        "(FSAC is on the roadmap); use an FPPO preset"
-    )
+    if isinstance(preset.agent, FSACConfig):
+        from farl_cli.agents.fsac import FSACAgent
+
+        return FSACAgent(
+            obs_dim,
+            space,
+            preset.agent,
+            preset.env.num_envs,
+            seed=preset.train.seed,
+            save_buffer=preset.train.save_buffer,
+        )
+    raise FarlError(f"{preset.name}: unknown agent.algo {preset.agent.algo!r}")

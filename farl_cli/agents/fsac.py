@@ -1,0 +1,368 @@
+"""Factored SAC (section 5.3 and appendix A of the paper), both factorizations.
+
+Independent: n sub-Q functions ``Q^i(s, .)`` and n temperatures ``alpha_i``; every dimension
+is evaluated and improved as its own discrete SAC, all n in one batched pass.
+
+Autoregressive: sub-Q functions ``Q^i(u^{i-1}, .)`` over intermediate states
+``u^{i-1} = (s, a^1..a^{i-1})``, an up Q-value ``Q^U(s, a)`` on full actions, n temperatures
+on intermediate states and a global temperature ``alpha`` for the top MDP.
+
+Expectations over a sub-action are inner products with the sub-policy (equation 8). Every
+loss below is a pure function of tensors, named after its equation, so that tests can check
+it against a direct computation. Critics are twins; their minimum is used in targets and in
+the policy loss, and target copies follow by Polyak averaging with rate ``tau``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from farl_cli.buffers import ReplayBuffer
+from farl_cli.config import FSACConfig
+from farl_cli.networks import FactoredPolicy, RunningNorm, SubQNet, UpQNet
+from farl_cli.spaces import FactoredSpace
+
+# ---------------------------------------------------------------------- the paper's terms
+
+
+def soft_values(probs: Tensor, log_probs: Tensor, q: Tensor, alpha: Tensor) -> Tensor:
+    """Equation 6: ``V^i = pi^i(.)^T [Q^i(.) - alpha_i log pi^i(.)]`` for every i, ``[B, k]``.
+
+    ``log_probs`` must be 0 where a value does not exist (its probability is 0 there).
+    """
+    return (probs * (q - alpha[:, None] * log_probs)).sum(-1)
+
+
+def sub_q_targets(rewards: Tensor, terminated: Tensor, gamma: float, v_next: Tensor) -> Tensor:
+    """Equation 5 with ``Q^i``, ``V^i``: ``r + gamma (1 - done) V^i(s')``, ``[B, k]``."""
+    return rewards[:, None] + gamma * (1.0 - terminated.float())[:, None] * v_next
+
+
+def policy_losses(probs: Tensor, log_probs: Tensor, q: Tensor, alpha: Tensor) -> Tensor:
+    """Equation 11: ``pi^i(.)^T [alpha_i log pi^i(.) - Q^i(.)]`` for every i, ``[B, k]``."""
+    return (probs * (alpha[:, None] * log_probs - q)).sum(-1)
+
+
+def temperature_losses(
+    probs: Tensor, log_probs: Tensor, log_alpha: Tensor, target_entropy: Tensor
+) -> Tensor:
+    """Equation 13: ``pi^i(.)^T [-alpha_i (log pi^i(.) + H_i)]`` for every i, ``[B, k]``.
+
+    Its gradient raises ``alpha_i`` when the entropy of ``pi^i`` is below ``H_i``.
+    """
+    alpha = log_alpha.exp()
+    return (probs * (-alpha[:, None] * (log_probs + target_entropy[:, None]))).sum(-1)
+
+
+def intermediate_targets(v_heads: Tensor) -> Tensor:
+    """Equation 9: sub-Q i < n is pulled towards ``V^{i+1}(u^i)``, zero reward, discount 1.
+
+    ``v_heads[:, i]`` is the soft value of head i's intermediate state along the stored
+    action; the target of head i is the soft value of head i + 1, ``[B, k - 1]``.
+    """
+    return v_heads[:, 1:]
+
+
+def up_q_target(
+    rewards: Tensor,
+    terminated: Tensor,
+    gamma: float,
+    q_up_next: Tensor,
+    log_prob_next: Tensor,
+    alpha: Tensor,
+) -> Tensor:
+    """Equations 4 and 5 for ``Q^U``: ``r + gamma (1 - done) (Q^U(s', a') - alpha log pi(a'|s'))``
+    with ``a'`` one action sampled from the current policy."""
+    v_next = q_up_next - alpha * log_prob_next
+    return rewards + gamma * (1.0 - terminated.float()) * v_next
+
+
+def global_temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: float) -> Tensor:
+    """Equation 12: ``-alpha (log pi(a|s) + H)`` with ``a`` sampled from the policy, ``[B]``."""
+    return -log_alpha.exp() * (log_prob + target_entropy)
+
+
+def polyak(target: nn.Module, online: nn.Module, tau: float) -> None:
+    """``target <- (1 - tau) target + tau online``, parameters and buffers alike."""
+    with torch.no_grad():
+        for t, o in zip(target.parameters(), online.parameters(), strict=True):
+            t.lerp_(o, tau)
+
+
+# ---------------------------------------------------------------------- the agent
+
+
+class FSACAgent:
+    """Factored SAC: ``explore`` and ``observe`` while training, ``act`` to evaluate."""
+
+    def __init__(
+        self,
+        obs_dim: int,
+        space: FactoredSpace,
+        cfg: FSACConfig,
+        num_envs: int,
+        seed: int = 0,
+        save_buffer: bool = False,
+    ) -> None:
+        self.cfg = cfg
+        self.space = space
+        self.num_envs = num_envs
+        self.save_buffer = save_buffer
+        self.autoregressive = space.factorization == "autoregressive"
+        self.normalizer = RunningNorm(obs_dim)
+        self.normalizer.enabled = cfg.normalize_observations
+        hidden, act = cfg.hidden_sizes, cfg.activation
+        self.policy = FactoredPolicy(obs_dim, space, hidden, act)
+        self.sub_q = nn.ModuleList([SubQNet(obs_dim, space, hidden, act) for _ in range(2)])
+        self.up_q = nn.ModuleList(
+            [UpQNet(obs_dim, space, hidden, act) for _ in range(2)] if self.autoregressive else []
+        )
+        self.sub_q_target = copy.deepcopy(self.sub_q).requires_grad_(False)
+        self.up_q_target = copy.deepcopy(self.up_q).requires_grad_(False)
+        log_alpha0 = math.log(cfg.initial_alpha)
+        self.log_alpha = nn.Parameter(torch.full((space.n_dims,), log_alpha0))  # alpha_i
+        self.log_alpha_global = nn.Parameter(torch.tensor(log_alpha0))  # alpha (top MDP)
+        sizes = torch.tensor(space.sizes, dtype=torch.float32)
+        self.target_entropy = cfg.entropy_target_beta * sizes.log()  # beta log n_i (eq. 13)
+        self.target_entropy_global = float(self.target_entropy.sum())  # beta sum log n_i
+        lr = cfg.learning_rate
+        self.policy_optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr, fused=True)
+        self.critic_optimizer = torch.optim.Adam(
+            [*self.sub_q.parameters(), *self.up_q.parameters()], lr=lr, fused=True
+        )
+        self.alpha_optimizer = torch.optim.Adam([self.log_alpha, self.log_alpha_global], lr=lr)
+        self.buffer = ReplayBuffer(cfg.buffer_size, obs_dim, space.sizes, seed)
+        self.rng = np.random.default_rng(seed + 1)  # uniform actions before learning starts
+        self.sizes = np.array(space.sizes)
+        self.steps = 0  # vector steps observed
+        self.updates = 0
+        self._last: tuple[np.ndarray, np.ndarray] | None = None  # (obs, actions) of explore
+        self.metric_names: tuple[str, ...] = (
+            "q_loss", "policy_loss", "alpha", "entropy",
+            *(("up_q_loss", "consistency_loss", "alpha_global") if self.autoregressive else ()),
+        )  # fmt: skip
+
+    # ------------------------------------------------------------------ acting
+
+    def _obs(self, obs: np.ndarray | Tensor) -> Tensor:
+        return self.normalizer(torch.as_tensor(obs, dtype=torch.float32))
+
+    @torch.no_grad()
+    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+        """Joint actions ``[N, k]``; no side effects."""
+        dist = self.policy(self._obs(obs))
+        return (dist.mode() if deterministic else dist.sample()).numpy()
+
+    @torch.no_grad()
+    def explore(self, obs: np.ndarray) -> np.ndarray:
+        """Uniform actions until ``learning_starts`` transitions are stored, then the policy's."""
+        if self.cfg.normalize_observations:
+            self.normalizer.update(torch.as_tensor(obs))
+        if self.buffer.size < self.cfg.learning_starts:
+            actions = self.rng.integers(0, self.sizes, size=(len(obs), len(self.sizes)))
+        else:
+            actions = self.act(obs)
+        self._last = (np.array(obs, dtype=np.float32), actions)
+        return actions
+
+    def observe(
+        self,
+        next_obs: np.ndarray,
+        final_obs: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+    ) -> dict[str, float] | None:
+        """Store the transitions of the last ``explore``; learn every ``update_every`` steps.
+
+        Truncated episodes are stored as non-terminal with their final observation, so their
+        value is bootstrapped.
+        """
+        assert self._last is not None, "observe() follows explore()"
+        obs, actions = self._last
+        self.buffer.add(obs, actions, rewards, final_obs, terminated)
+        self.steps += 1
+        ready = self.buffer.size >= max(self.cfg.learning_starts, self.cfg.batch_size)
+        if not ready or self.steps % self.cfg.update_every:
+            return None
+        totals: dict[str, float] = dict.fromkeys(self.metric_names, 0.0)
+        for _ in range(self.cfg.gradient_steps):
+            for name, value in self.update(self.buffer.sample(self.cfg.batch_size)).items():
+                totals[name] += value / self.cfg.gradient_steps
+        return totals
+
+    # ------------------------------------------------------------------ learning
+
+    def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
+        """One gradient step of critics, policy and temperatures, then the target copies."""
+        obs, next_obs = self._obs(batch["obs"]), self._obs(batch["next_obs"])
+        if self.autoregressive:
+            metrics = self._update_autoregressive(obs, batch["actions"], batch, next_obs)
+        else:
+            metrics = self._update_independent(obs, batch["actions"], batch, next_obs)
+        for target, online in ((self.sub_q_target, self.sub_q), (self.up_q_target, self.up_q)):
+            polyak(target, online, self.cfg.tau)
+        self.updates += 1
+        return metrics
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    def _update_independent(
+        self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
+    ) -> dict[str, float]:
+        cfg, alpha = self.cfg, self.log_alpha.exp().detach()
+        # critics: eq. 5 with Q^i and the soft values V^i of eq. 6, all dimensions at once
+        with torch.no_grad():
+            nxt = self.policy(next_obs)
+            q_next = torch.min(self.sub_q_target[0](next_obs), self.sub_q_target[1](next_obs))
+            v_next = soft_values(nxt.probs, nxt.log_probs0, q_next, alpha)
+            targets = sub_q_targets(batch["rewards"], batch["terminated"], cfg.gamma, v_next)
+        index = actions.unsqueeze(-1)
+        q_all = [q(obs) for q in self.sub_q]  # [B, k, max_n] each
+        q_loss = sum(
+            (q.gather(-1, index).squeeze(-1) - targets).pow(2).mean(0).sum() for q in q_all
+        )
+        self._step(self.critic_optimizer, q_loss)
+        # policy: eq. 11 per dimension, against the twin minimum of the same critic pass
+        dist = self.policy(obs)
+        q_now = torch.min(q_all[0], q_all[1]).detach()
+        policy_loss = policy_losses(dist.probs, dist.log_probs0, q_now, alpha).mean(0).sum()
+        self._step(self.policy_optimizer, policy_loss)
+        # temperatures: eq. 13 towards beta log n_i
+        alpha_loss = (
+            temperature_losses(
+                dist.probs.detach(), dist.log_probs0.detach(), self.log_alpha, self.target_entropy
+            )
+            .mean(0)
+            .sum()
+        )
+        self._step(self.alpha_optimizer, alpha_loss)
+        return {
+            "q_loss": float(q_loss.detach()),
+            "policy_loss": float(policy_loss.detach()),
+            "alpha": float(alpha.mean()),
+            "entropy": float(dist.entropy().mean().detach()),
+        }
+
+    def autoregressive_critic_losses(
+        self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
+    ) -> dict[str, Tensor]:
+        """Equations 9, 10 and 5 for the twin sub-Qs and up-Qs, summed over the twins."""
+        cfg = self.cfg
+        alpha, alpha_global = self.log_alpha.exp().detach(), self.log_alpha_global.exp().detach()
+        with torch.no_grad():
+            # eq. 9: V^{i+1}(u^i) along the stored action's prefixes, from the target sub-Qs
+            along = self.policy(obs).conditionals(actions)
+            q_sub_t = torch.min(
+                self.sub_q_target[0](obs, actions), self.sub_q_target[1](obs, actions)
+            )
+            v_heads = soft_values(along.probs, along.log_probs0, q_sub_t, alpha)
+            sub_targets = intermediate_targets(v_heads)
+            # eqs. 4 and 5: the top MDP's target from one action sampled at s'
+            nxt = self.policy(next_obs)
+            a_next = nxt.sample()
+            q_up_next = torch.min(
+                self.up_q_target[0](next_obs, a_next), self.up_q_target[1](next_obs, a_next)
+            )
+            up_targets = up_q_target(
+                batch["rewards"], batch["terminated"], cfg.gamma, q_up_next,
+                nxt.log_prob(a_next), alpha_global,
+            )  # fmt: skip
+            # eq. 10: the last sub-Q tracks the up Q-value of the stored action
+            consistency_target = torch.min(self.up_q[0](obs, actions), self.up_q[1](obs, actions))
+        index = actions.unsqueeze(-1)
+        sub_loss = up_loss = consistency_loss = torch.zeros(())
+        for q, up in zip(self.sub_q, self.up_q, strict=True):
+            q_taken = q(obs, actions).gather(-1, index).squeeze(-1)  # Q^i(u^{i-1}, a^i)
+            sub_loss = sub_loss + (q_taken[:, :-1] - sub_targets).pow(2).mean(0).sum()
+            consistency_loss = (
+                consistency_loss + (q_taken[:, -1] - consistency_target).pow(2).mean()
+            )
+            up_loss = up_loss + (up(obs, actions) - up_targets).pow(2).mean()
+        return {"sub": sub_loss, "consistency": consistency_loss, "up": up_loss}
+
+    def _update_autoregressive(
+        self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
+    ) -> dict[str, float]:
+        alpha, alpha_global = self.log_alpha.exp().detach(), self.log_alpha_global.exp().detach()
+        losses = self.autoregressive_critic_losses(obs, actions, batch, next_obs)
+        self._step(self.critic_optimizer, losses["sub"] + losses["consistency"] + losses["up"])
+        sub_loss, consistency_loss, up_loss = losses["sub"], losses["consistency"], losses["up"]
+        # policy: eq. 11 on intermediate states of a sequence re-sampled from the current
+        # policy (section 4.1: replayed sequences would bias the entropy terms)
+        dist = self.policy(obs)
+        resampled = dist.sample()
+        heads = dist.conditionals(resampled)  # carries gradients: logits from the sampling pass
+        with torch.no_grad():
+            q_sub = torch.min(self.sub_q[0](obs, resampled), self.sub_q[1](obs, resampled))
+        policy_loss = policy_losses(heads.probs, heads.log_probs0, q_sub, alpha).mean(0).sum()
+        self._step(self.policy_optimizer, policy_loss)
+        # temperatures: eq. 13 per head on the re-sampled intermediate states, eq. 12 overall
+        probs, log_probs = heads.probs.detach(), heads.log_probs0.detach()
+        log_prob = heads.log_prob(resampled).detach()
+        alpha_loss = (
+            temperature_losses(probs, log_probs, self.log_alpha, self.target_entropy).mean(0).sum()
+            + global_temperature_loss(
+                self.log_alpha_global, log_prob, self.target_entropy_global
+            ).mean()
+        )
+        self._step(self.alpha_optimizer, alpha_loss)
+        return {
+            "q_loss": float(sub_loss.detach()),
+            "policy_loss": float(policy_loss.detach()),
+            "alpha": float(alpha.mean()),
+            "entropy": float(-log_prob.mean()),
+            "up_q_loss": float(up_loss.detach()),
+            "consistency_loss": float(consistency_loss.detach()),
+            "alpha_global": float(alpha_global),
+        }
+
+    # ------------------------------------------------------------------ persistence
+
+    def state_dict(self) -> dict[str, Any]:
+        """Networks, targets, temperatures, optimizers, counters; the replay buffer's
+        transitions only with ``save_buffer``."""
+        return {
+            "policy": self.policy.state_dict(),
+            "sub_q": self.sub_q.state_dict(),
+            "up_q": self.up_q.state_dict(),
+            "sub_q_target": self.sub_q_target.state_dict(),
+            "up_q_target": self.up_q_target.state_dict(),
+            "log_alpha": self.log_alpha.detach().clone(),
+            "log_alpha_global": self.log_alpha_global.detach().clone(),
+            "normalizer": self.normalizer.state_dict(),
+            "policy_optimizer": self.policy_optimizer.state_dict(),
+            "critic_optimizer": self.critic_optimizer.state_dict(),
+            "alpha_optimizer": self.alpha_optimizer.state_dict(),
+            "buffer": self.buffer.state_dict(include_data=self.save_buffer),
+            "rng": self.rng.bit_generator.state,
+            "steps": self.steps,
+            "updates": self.updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`."""
+        self.policy.load_state_dict(state["policy"])
+        self.sub_q.load_state_dict(state["sub_q"])
+        self.up_q.load_state_dict(state["up_q"])
+        self.sub_q_target.load_state_dict(state["sub_q_target"])
+        self.up_q_target.load_state_dict(state["up_q_target"])
+        with torch.no_grad():
+            self.log_alpha.copy_(state["log_alpha"])
+            self.log_alpha_global.copy_(state["log_alpha_global"])
+        self.normalizer.load_state_dict(state["normalizer"])
+        self.policy_optimizer.load_state_dict(state["policy_optimizer"])
+        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
+        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
+        self.buffer.load_state_dict(state["buffer"])
+        self.rng.bit_generator.state = state["rng"]
+        self.steps, self.updates = int(state["steps"]), int(state["updates"])

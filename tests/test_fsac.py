@@ -1,0 +1,303 @@
+"""FSAC against direct, slow computations of section 5.3 and appendix A."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+
+from farl_cli.agents.fsac import (
+    FSACAgent,
+    global_temperature_loss,
+    intermediate_targets,
+    policy_losses,
+    polyak,
+    soft_values,
+    sub_q_targets,
+    temperature_losses,
+    up_q_target,
+)
+from farl_cli.config import FSACConfig
+from farl_cli.distributions import IndependentCategorical
+from farl_cli.spaces import make_codec
+
+SIZES = (2, 3, 4)
+MASK = torch.tensor([[j < n for j in range(4)] for n in SIZES])
+
+
+def dist(seed: int, batch: int = 5) -> IndependentCategorical:
+    g = torch.Generator().manual_seed(seed)
+    return IndependentCategorical(torch.randn(batch, 3, 4, generator=g, dtype=torch.float64), MASK)
+
+
+def q_values(seed: int, batch: int = 5) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, 4, generator=g, dtype=torch.float64)
+
+
+ALPHA = torch.tensor([0.3, 0.1, 0.7], dtype=torch.float64)
+
+
+def test_soft_values_by_inner_product_equal_the_expectation_over_sub_actions() -> None:
+    d, q = dist(0), q_values(1)
+    fast = soft_values(d.probs, d.log_probs0, q, ALPHA)
+    for b in range(5):
+        for i, n in enumerate(SIZES):
+            p = torch.softmax(d.logits[b, i, :n], -1)
+            direct = sum(p[j] * (q[b, i, j] - ALPHA[i] * torch.log(p[j])) for j in range(n))
+            assert fast[b, i].item() == pytest.approx(direct.item(), abs=1e-12)
+
+
+def test_soft_values_equal_a_monte_carlo_average_of_sampled_sub_actions() -> None:
+    d, q = dist(2, batch=1), q_values(3, batch=1)
+    fast = soft_values(d.probs, d.log_probs0, q, ALPHA)[0]
+    big = IndependentCategorical(d.logits.expand(50_000, -1, -1), MASK)
+    torch.manual_seed(0)
+    a = big.sample()
+    sampled = q[0][torch.arange(3), a] - ALPHA * big.log_prob_dims(a)
+    torch.testing.assert_close(sampled.mean(0), fast, atol=0.03, rtol=0)
+
+
+def test_sub_q_targets_policy_and_temperature_losses_against_loops() -> None:
+    d, q = dist(4), q_values(5)
+    rewards = torch.tensor([1.0, 0.0, -1.0, 0.5, 2.0], dtype=torch.float64)
+    terminated = torch.tensor([False, True, False, False, True])
+    v_next = torch.randn(5, 3, dtype=torch.float64)
+    targets = sub_q_targets(rewards, terminated, 0.9, v_next)
+    pol = policy_losses(d.probs, d.log_probs0, q, ALPHA)
+    log_alpha = ALPHA.log()
+    target_entropy = torch.tensor([0.5 * math.log(n) for n in SIZES], dtype=torch.float64)
+    temp = temperature_losses(d.probs, d.log_probs0, log_alpha, target_entropy)
+    for b in range(5):
+        for i, n in enumerate(SIZES):
+            done = 1.0 if terminated[b] else 0.0
+            assert targets[b, i] == pytest.approx(rewards[b] + 0.9 * (1 - done) * v_next[b, i])
+            p = torch.softmax(d.logits[b, i, :n], -1)
+            lp = torch.log(p)
+            assert pol[b, i] == pytest.approx(float((p * (ALPHA[i] * lp - q[b, i, :n])).sum()))
+            expected = float((p * (-ALPHA[i] * (lp + target_entropy[i]))).sum())
+            assert temp[b, i] == pytest.approx(expected)
+
+
+def test_up_q_target_and_global_temperature_loss_against_formulas() -> None:
+    r, d = torch.tensor([1.0, 2.0]), torch.tensor([False, True])
+    q_next, logp = torch.tensor([3.0, 5.0]), torch.tensor([-1.5, -0.5])
+    target = up_q_target(r, d, 0.99, q_next, logp, torch.tensor(0.2))
+    torch.testing.assert_close(target, torch.tensor([1.0 + 0.99 * (3.0 + 0.2 * 1.5), 2.0]))
+    loss = global_temperature_loss(torch.tensor(math.log(0.2)), logp, 2.0)
+    torch.testing.assert_close(loss, torch.tensor([-0.2 * 0.5, -0.2 * 1.5]))
+
+
+def test_intermediate_targets_shift_by_one_head() -> None:
+    v = torch.tensor([[1.0, 2.0, 3.0]])
+    assert intermediate_targets(v).tolist() == [[2.0, 3.0]]
+
+
+@pytest.mark.parametrize(("entropy_high", "direction"), [(False, 1), (True, -1)])
+def test_temperatures_rise_below_their_target_and_fall_above(
+    entropy_high: bool, direction: int
+) -> None:
+    logits = torch.zeros(4, 3, 4, dtype=torch.float64)
+    if not entropy_high:
+        logits[..., 0] = 10.0  # nearly deterministic: entropy far below beta log n
+    d = IndependentCategorical(logits, MASK)
+    target = torch.tensor([0.5 * math.log(n) for n in SIZES], dtype=torch.float64)
+    log_alpha = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    temperature_losses(d.probs, d.log_probs0, log_alpha, target).mean(0).sum().backward()
+    # gradient descent moves log alpha against the gradient
+    assert torch.all(torch.sign(-log_alpha.grad) == direction)
+
+
+def agent(factorization: str, sizes=(3, 4), **overrides) -> FSACAgent:  # type: ignore[no-untyped-def]
+    space = make_codec(spaces.MultiDiscrete(list(sizes)), factorization=factorization).space
+    cfg = FSACConfig(hidden_sizes=[16], batch_size=8, learning_starts=0, **overrides)
+    return FSACAgent(3, space, cfg, num_envs=1, seed=0)
+
+
+def fill(a: FSACAgent, n: int = 64, seed: int = 0) -> None:
+    rng = np.random.default_rng(seed)
+    sizes = a.space.sizes
+    actions = np.stack([rng.integers(0, s, size=n) for s in sizes], axis=1)
+    obs = rng.normal(size=(n, 3)).astype(np.float32)
+    a.buffer.add(obs, actions, rng.normal(size=n), rng.normal(size=(n, 3)), rng.random(n) < 0.2)
+
+
+def test_target_networks_move_by_exactly_tau() -> None:
+    for factorization in ("independent", "autoregressive"):
+        a = agent(factorization, tau=0.05)
+        fill(a)
+        before = [p.clone() for p in a.sub_q_target.parameters()] + [
+            p.clone() for p in a.up_q_target.parameters()
+        ]
+        a.update(a.buffer.sample(8))
+        online = [*a.sub_q.parameters(), *a.up_q.parameters()]
+        after = [*a.sub_q_target.parameters(), *a.up_q_target.parameters()]
+        assert len(after) == len(online) == len(before)
+        for old, new, o in zip(before, after, online, strict=True):
+            torch.testing.assert_close(new, old + 0.05 * (o - old))
+    target, source = torch.nn.Linear(2, 2), torch.nn.Linear(2, 2)
+    w = target.weight.detach().clone()
+    polyak(target, source, 1.0)
+    assert torch.equal(target.weight, source.weight) and not torch.equal(w, source.weight)
+
+
+def test_independent_critic_loss_against_a_direct_computation() -> None:
+    a = agent("independent", sizes=(2, 3, 4))
+    fill(a)
+    batch = a.buffer.sample(8)
+    obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
+    alpha = a.log_alpha.exp().detach()
+    with torch.no_grad():
+        expected = 0.0
+        for twin in a.sub_q:
+            for b in range(8):
+                for i, n in enumerate((2, 3, 4)):
+                    p = torch.softmax(a.policy.heads(a.policy.torso(nxt[b : b + 1]))[0, i, :n], -1)
+                    qt = torch.min(
+                        a.sub_q_target[0](nxt[b : b + 1])[0, i, :n],
+                        a.sub_q_target[1](nxt[b : b + 1])[0, i, :n],
+                    )
+                    v = (p * (qt - alpha[i] * p.log())).sum()
+                    y = batch["rewards"][b] + 0.99 * (1 - float(batch["terminated"][b])) * v
+                    q = twin(obs[b : b + 1])[0, i, acts[b, i]]
+                    expected += float((q - y) ** 2) / 8
+        # the fast path, as the update computes it
+        d = a.policy(nxt)
+        q_next = torch.min(a.sub_q_target[0](nxt), a.sub_q_target[1](nxt))
+        targets = sub_q_targets(
+            batch["rewards"],
+            batch["terminated"],
+            0.99,
+            soft_values(d.probs, d.log_probs0, q_next, alpha),
+        )
+        fast = sum(
+            (q(obs).gather(-1, acts.unsqueeze(-1)).squeeze(-1) - targets).pow(2).mean(0).sum()
+            for q in a.sub_q
+        )
+    assert float(fast) == pytest.approx(expected, rel=1e-5)
+
+
+def log_prob_head_by_head(a: FSACAgent, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    emb = a.policy.torso(obs)
+    total = torch.zeros(())
+    for i, n in enumerate(a.space.sizes):
+        logits = a.policy.heads.head(emb, act, i)[0, :n]
+        total = total + torch.log_softmax(logits, -1)[act[0, i]]
+    return total
+
+
+def test_autoregressive_critic_losses_against_a_head_by_head_computation() -> None:
+    sizes = (3, 4, 2)
+    a = agent("autoregressive", sizes=sizes)
+    fill(a)
+    batch = a.buffer.sample(8)
+    obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
+    torch.manual_seed(7)
+    fast = a.autoregressive_critic_losses(obs, acts, batch, nxt)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        a_next = a.policy(nxt).sample()  # the same draw as inside the fast path
+        alpha, alpha_g = a.log_alpha.exp(), a.log_alpha_global.exp()
+        sub = cons = up = 0.0
+        for t in range(2):
+            twin_q, twin_up = a.sub_q[t], a.up_q[t]
+            for b in range(8):
+                s, s2, act, a2 = obs[b : b + 1], nxt[b : b + 1], acts[b : b + 1], a_next[b : b + 1]
+                emb_pi = a.policy.torso(s)
+                for i in range(len(sizes) - 1):  # eq. 9: V^{i+1}(u^i) of the stored prefix
+                    n = sizes[i + 1]
+                    p = torch.softmax(a.policy.heads.head(emb_pi, act, i + 1)[0, :n], -1)
+                    qt = torch.min(
+                        *(q.heads.head(q.torso(s), act, i + 1)[0, :n] for q in a.sub_q_target)
+                    )
+                    target = (p * (qt - alpha[i + 1] * p.log())).sum()
+                    q_i = twin_q.heads.head(twin_q.torso(s), act, i)[0, act[0, i]]
+                    sub += float((q_i - target) ** 2) / 8
+                last = len(sizes) - 1  # eq. 10: Q^n tracks min Q^U(s, a)
+                q_n = twin_q.heads.head(twin_q.torso(s), act, last)[0, act[0, last]]
+                cons += float((q_n - torch.min(a.up_q[0](s, act), a.up_q[1](s, act))) ** 2) / 8
+                # eqs. 4, 5: r + gamma (1 - d) (min Q^U_target(s', a') - alpha log pi(a'|s'))
+                v = torch.min(a.up_q_target[0](s2, a2), a.up_q_target[1](s2, a2))
+                v = v - alpha_g * log_prob_head_by_head(a, s2, a2)
+                y = batch["rewards"][b] + 0.99 * (1 - float(batch["terminated"][b])) * v
+                up += float((twin_up(s, act) - y) ** 2) / 8
+    fast = {k: v.detach() for k, v in fast.items()}
+    assert float(fast["sub"]) == pytest.approx(sub, rel=1e-5)
+    assert float(fast["consistency"]) == pytest.approx(cons, rel=1e-5)
+    assert float(fast["up"]) == pytest.approx(up, rel=1e-5)
+
+
+def test_consistency_loss_makes_the_last_sub_q_track_the_up_q() -> None:
+    a = agent("autoregressive", sizes=(3, 3), learning_rate=3e-3)
+    fill(a, n=32)
+    batch = a.buffer.sample(32)
+    obs, acts = batch["obs"], batch["actions"]
+
+    def gap() -> float:
+        with torch.no_grad():
+            q_n = a.sub_q[0](obs, acts)[torch.arange(32), 1, acts[:, 1]]
+            return float((q_n - torch.min(a.up_q[0](obs, acts), a.up_q[1](obs, acts))).abs().mean())
+
+    with torch.no_grad():  # start from a clear disagreement
+        a.up_q[0].net[-1].bias.fill_(5.0)
+        a.up_q[1].net[-1].bias.fill_(5.0)
+    start = gap()
+    for _ in range(300):
+        a.update(batch)
+    assert start > 3.0 and gap() < 0.1 * start
+
+
+N = 4
+
+
+def train_matching(factorization: str, seed: int, steps: int = 8000) -> np.ndarray:
+    """One-step game, reward 1 when both sub-actions are equal; returns the joint probabilities."""
+    torch.manual_seed(seed)
+    space = make_codec(spaces.MultiDiscrete([N, N]), factorization=factorization).space
+    cfg = FSACConfig(
+        hidden_sizes=[32],
+        batch_size=64,
+        learning_starts=256,
+        learning_rate=3e-3,
+        tau=0.05,
+        entropy_target_beta=0.5,
+        initial_alpha=0.2,
+        gamma=0.99,
+    )
+    a = FSACAgent(1, space, cfg, num_envs=8, seed=seed)
+    obs = np.ones((8, 1), dtype=np.float32)
+    done, cont = np.ones(8, dtype=bool), np.zeros(8, dtype=bool)
+    for _ in range(steps // 8):
+        act = a.explore(obs)
+        a.observe(obs, obs, (act[:, 0] == act[:, 1]).astype(np.float64), done, cont)
+    joint = torch.tensor(list(itertools.product(range(N), repeat=2)))
+    with torch.no_grad():
+        return a.policy(torch.ones(len(joint), 1)).log_prob(joint).exp().view(N, N).numpy()
+
+
+def joint_entropy(p: np.ndarray) -> float:
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum())
+
+
+def test_autoregressive_fsac_reaches_the_diagonal_and_independent_cannot() -> None:
+    """Every head's temperature holds its entropy near 0.5 log 4 = 0.69 nats.
+
+    An independent policy then has both heads put about 0.82 on one shared value, so
+    P(diagonal) is about 0.82^2 + 3 * 0.06^2 = 0.68 at best. An autoregressive policy lets
+    the second head follow the first: P(a2 = a1 | a1) about 0.82 whatever a1, with the
+    first head free to spread over the whole diagonal.
+    """
+    ar = [train_matching("autoregressive", s) for s in (0, 1)]
+    ind = [train_matching("independent", s) for s in (0, 1)]
+    ar_diag = [float(np.trace(p)) for p in ar]
+    ind_diag = [float(np.trace(p)) for p in ind]
+    assert min(ar_diag) > 0.75, ar_diag
+    assert max(ind_diag) < 0.72, ind_diag
+    assert min(ar_diag) - max(ind_diag) > 0.08
+    # and the autoregressive policy keeps more entropy while it scores more
+    assert min(joint_entropy(p) for p in ar) > max(joint_entropy(p) for p in ind)
