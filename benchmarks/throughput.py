@@ -33,15 +33,17 @@ from farl_cli.training import train
 RESULTS = RESULTS_DIR / "throughput.csv"
 
 
-def farl_fppo(steps: int, seed: int) -> float:
-    """Environment steps per second of ``farl train`` on the preset, set-up included."""
+def farl_run(preset_name: str, steps: int, seed: int, extra: list[str] | None = None) -> float:
+    """Environment steps per second of ``farl train`` on a preset (no evaluation), set-up
+    included."""
     preset = load_preset(
-        "halfcheetah-fppo",
+        preset_name,
         [
             f"train.total_steps={steps}",
             f"train.seed={seed}",
             f"train.eval_every={10 * steps}",
             f"train.checkpoint_every={10 * steps}",
+            *(extra or []),
         ],
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -91,25 +93,6 @@ def sb3_ppo(steps: int, seed: int) -> float:
     return model.num_timesteps / elapsed
 
 
-def farl_fsac(steps: int, seed: int, learning_starts: int) -> float:
-    """Environment steps per second of ``farl train`` on ``halfcheetah-fsac``, set-up included."""
-    preset = load_preset(
-        "halfcheetah-fsac",
-        [
-            f"train.total_steps={steps}",
-            f"train.seed={seed}",
-            f"agent.learning_starts={learning_starts}",
-            f"train.eval_every={10 * steps}",
-            f"train.checkpoint_every={10 * steps}",
-        ],
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        result = train(preset, Path(tmp) / "run")
-        elapsed = time.perf_counter() - started
-    return result.global_step / elapsed
-
-
 def sb3_sac(steps: int, seed: int, learning_starts: int) -> float:
     """SB3 SAC with continuous actions and the same sizes, set-up included."""
     from stable_baselines3 import SAC
@@ -153,7 +136,7 @@ def main() -> None:
         compare_fsac(args)
         return
 
-    ours = farl_fppo(args.steps, args.seed)
+    ours = farl_run("halfcheetah-fppo", args.steps, args.seed)
     print(f"farl FPPO (independent, 11 bins): {ours:8.0f} env steps/s")
     theirs = sb3_ppo(args.steps, args.seed)
     print(f"SB3 PPO   (MultiDiscrete, 11 bins): {theirs:8.0f} env steps/s")
@@ -181,7 +164,9 @@ def compare_fsac(args: argparse.Namespace) -> None:
     """FSAC (11 bins, independent) against SB3 SAC (continuous), same sizes and steps."""
     import stable_baselines3
 
-    ours = farl_fsac(args.steps, args.seed, args.learning_starts)
+    ours = farl_run(
+        "halfcheetah-fsac", args.steps, args.seed, [f"agent.learning_starts={args.learning_starts}"]
+    )
     print(f"farl FSAC (independent, 11 bins): {ours:8.1f} env steps/s")
     theirs = sb3_sac(args.steps, args.seed, args.learning_starts)
     print(f"SB3 SAC   (continuous actions):   {theirs:8.1f} env steps/s")

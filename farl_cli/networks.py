@@ -136,8 +136,10 @@ class AutoregressiveHeads(nn.Module):
         return h @ self.w2[i] + self.b2[i]
 
 
-class FactoredPolicy(nn.Module):
-    """``obs -> FactoredDistribution``: torso then independent or autoregressive heads."""
+class FactoredHeadsNet(nn.Module):
+    """A torso on the state, then one output per value of every dimension, ``[B, k, max_n]``:
+    from the state alone (independent) or also from the prefix ``a^1..a^{i-1}``
+    (autoregressive, teacher-forced). The policy's logits and the sub-Q values share it."""
 
     def __init__(self, obs_dim: int, space: FactoredSpace, hidden: list[int], activation: str):
         super().__init__()
@@ -151,6 +153,19 @@ class FactoredPolicy(nn.Module):
             self.heads = AutoregressiveHeads(emb_dim, space, emb_dim, activation)
         else:
             self.heads = IndependentHeads(emb_dim, space)
+
+    def outputs(self, obs: Tensor, actions: Tensor | None = None) -> Tensor:
+        """``[B, k, max_n]``; autoregressive outputs need the actions whose prefixes they read."""
+        emb = self.torso(obs)
+        if not self.autoregressive:
+            return self.heads(emb)
+        if actions is None:
+            raise ValueError("autoregressive outputs need the action prefixes")
+        return self.heads(emb, actions)
+
+
+class FactoredPolicy(FactoredHeadsNet):
+    """``obs -> FactoredDistribution``: torso then independent or autoregressive heads."""
 
     def forward(self, obs: Tensor) -> FactoredDistribution:
         """The policy's distribution over joint actions for a batch of observations."""
@@ -179,7 +194,7 @@ class ValueNet(nn.Module):
         return self.net(obs).squeeze(-1)
 
 
-class SubQNet(nn.Module):
+class SubQNet(FactoredHeadsNet):
     """Sub-Q values ``Q^i(., .)`` for every dimension at once, ``[B, k, max_n]`` (section 5.3).
 
     Independent: ``Q^i(s, .)`` from the state alone. Autoregressive: ``Q^i(u^{i-1}, .)``, the
@@ -187,26 +202,9 @@ class SubQNet(nn.Module):
     policy so that all intermediate states are evaluated in one pass (teacher forcing).
     """
 
-    def __init__(self, obs_dim: int, space: FactoredSpace, hidden: list[int], activation: str):
-        super().__init__()
-        self.k, self.max_n = space.n_dims, space.max_size
-        self.torso = mlp(obs_dim, hidden, activation)
-        emb_dim = hidden[-1] if hidden else obs_dim
-        self.autoregressive = space.factorization == "autoregressive"
-        self.heads: nn.Module
-        if self.autoregressive:
-            self.heads = AutoregressiveHeads(emb_dim, space, emb_dim, activation)
-        else:
-            self.heads = nn.Linear(emb_dim, self.k * self.max_n)
-
     def forward(self, obs: Tensor, actions: Tensor | None = None) -> Tensor:
-        """Sub-Q values; autoregressive ones need the actions whose prefixes they read."""
-        emb = self.torso(obs)
-        if self.autoregressive:
-            if actions is None:
-                raise ValueError("autoregressive sub-Q values need the action prefixes")
-            return self.heads(emb, actions)
-        return self.heads(emb).view(-1, self.k, self.max_n)
+        """Sub-Q values of every value of every dimension."""
+        return self.outputs(obs, actions)
 
 
 class UpQNet(nn.Module):

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from farl_cli.agents.common import PolicyActor
 from farl_cli.buffers import Rollout, RolloutBuffer, compute_gae
 from farl_cli.config import FPPOConfig
 from farl_cli.distributions import IndependentCategorical
@@ -59,7 +60,7 @@ def ppo_loss(
     }
 
 
-class FPPOAgent:
+class FPPOAgent(PolicyActor):
     """Factored PPO: ``explore`` and ``observe`` while training, ``act`` to evaluate."""
 
     metric_names = ("policy_loss", "value_loss", "entropy", "kl", "clip_fraction")
@@ -85,15 +86,6 @@ class FPPOAgent:
         self.updates = 0
 
     # ------------------------------------------------------------------ acting
-
-    def _obs(self, obs: np.ndarray) -> Tensor:
-        return self.normalizer(torch.as_tensor(obs, dtype=torch.float32))
-
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Joint actions ``[N, k]`` for a batch of observations; no side effects."""
-        dist = self.policy(self._obs(obs))
-        return (dist.mode() if deterministic else dist.sample()).numpy()
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:

@@ -23,6 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from farl_cli.agents.common import PolicyActor
 from farl_cli.buffers import ReplayBuffer
 from farl_cli.config import FSACConfig
 from farl_cli.networks import FactoredPolicy, RunningNorm, SubQNet, UpQNet
@@ -98,7 +99,7 @@ def polyak(target: nn.Module, online: nn.Module, tau: float) -> None:
 # ---------------------------------------------------------------------- the agent
 
 
-class FSACAgent:
+class FSACAgent(PolicyActor):
     """Factored SAC: ``explore`` and ``observe`` while training, ``act`` to evaluate."""
 
     def __init__(
@@ -149,15 +150,6 @@ class FSACAgent:
         )  # fmt: skip
 
     # ------------------------------------------------------------------ acting
-
-    def _obs(self, obs: np.ndarray | Tensor) -> Tensor:
-        return self.normalizer(torch.as_tensor(obs, dtype=torch.float32))
-
-    @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Joint actions ``[N, k]``; no side effects."""
-        dist = self.policy(self._obs(obs))
-        return (dist.mode() if deterministic else dist.sample()).numpy()
 
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
