@@ -75,12 +75,22 @@ def env_factory(cfg: EnvConfig, render_mode: str | None = None) -> Callable[[], 
     return functools.partial(make_factored_env, cfg, render_mode)
 
 
+def worker_env(cfg: EnvConfig) -> gym.Env:
+    """An environment built inside a worker process, deaf to SIGINT.
+
+    A Ctrl-C in a terminal reaches the whole process group; the main process then saves a
+    checkpoint and closes the workers itself, which it cannot do if they died mid-step.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return make_factored_env(cfg)
+
+
 def make_training_envs(cfg: EnvConfig) -> VectorEnv:
-    """``num_envs`` environments, synchronous by default, in processes when asked."""
-    fns = [env_factory(cfg)] * cfg.num_envs
+    """``num_envs`` environments, synchronous by default, in worker processes when asked."""
     if cfg.vector == "async":
+        fns = [functools.partial(worker_env, cfg)] * cfg.num_envs
         return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-    return make_vector_env(fns)
+    return make_vector_env([env_factory(cfg)] * cfg.num_envs)
 
 
 def probe_env(cfg: EnvConfig) -> tuple[int, FactoredSpace]:
