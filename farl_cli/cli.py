@@ -44,7 +44,10 @@ def user_errors(fn: F) -> F:
             return fn(*args, **kwargs)
         except FarlError as exc:
             for line in str(exc).splitlines() or [type(exc).__name__]:
-                err_console.print(f"[bold red]error:[/] {escape(line)}", highlight=False)
+                # soft_wrap: one line per message, so commands in it can be copied whole
+                err_console.print(
+                    f"[bold red]error:[/] {escape(line)}", highlight=False, soft_wrap=True
+                )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             err_console.print("interrupted", highlight=False)
@@ -360,7 +363,7 @@ def enjoy_command(
         console.print(f"video: {writer.path} ({writer.frames} frames)", highlight=False)
 
 
-def _values_cell(values: list[str], limit: int = 13) -> str:
+def _values_cell(values: list[str], limit: int = 21) -> str:
     if len(values) > limit:
         values = [*values[: limit // 2], "...", *values[-(limit // 2) :]]
     return ", ".join(values)

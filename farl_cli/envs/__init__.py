@@ -35,12 +35,19 @@ class UnknownEnvironmentError(FarlError):
     """An environment name that is not in the registry."""
 
 
-FOOTBALL_NAMES = ("football-3v1",)
+FOOTBALL_SCENARIOS = {"football-3v1": "academy_3_vs_1_with_keeper"}
+FOOTBALL_PREFIX = "football:"
 
 
 def known_names() -> list[str]:
-    """Every name ``make_env`` accepts, ``gym:<ID>`` standing for any gymnasium id."""
-    return ["platform", *MUJOCO_IDS, *FOOTBALL_NAMES, f"{GYM_PREFIX}<ID>"]
+    """Every name ``make_env`` accepts; ``gym:<ID>`` and ``football:<scenario>`` are families."""
+    return [
+        "platform",
+        *MUJOCO_IDS,
+        *FOOTBALL_SCENARIOS,
+        f"{FOOTBALL_PREFIX}<scenario>",
+        f"{GYM_PREFIX}<ID>",
+    ]
 
 
 def make_env(name: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
@@ -51,15 +58,15 @@ def make_env(name: str, *, render_mode: str | None = None, **kwargs: Any) -> gym
         return PlatformEnv(render_mode=render_mode, **kwargs)
     if name in MUJOCO_IDS:
         return _gym_make(MUJOCO_IDS[name], render_mode, kwargs)
-    if name in FOOTBALL_NAMES:
-        raise FarlError(
-            f"{name}: the Google Research Football adapter is not part of this version yet "
-            "(it is planned; see the README's roadmap)"
-        )
+    if name in FOOTBALL_SCENARIOS or name.startswith(FOOTBALL_PREFIX):
+        from farl_cli.envs.football import FootballEnv
+
+        scenario = FOOTBALL_SCENARIOS.get(name) or name[len(FOOTBALL_PREFIX) :]
+        return FootballEnv(scenario=scenario, render_mode=render_mode, **kwargs)
     if name.startswith(GYM_PREFIX) and len(name) > len(GYM_PREFIX):
         return _gym_make(name[len(GYM_PREFIX) :], render_mode, kwargs)
     names = known_names()
-    close = difflib.get_close_matches(name, names[:-1], n=1)
+    close = difflib.get_close_matches(name, names[:-2], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise UnknownEnvironmentError(f"unknown environment {name!r}; known: {', '.join(names)}.{hint}")
 

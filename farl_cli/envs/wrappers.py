@@ -8,7 +8,14 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from farl_cli.spaces import Codec, FactoredSpace, Factorization, is_hybrid, make_codec
+from farl_cli.spaces import (
+    Codec,
+    FactoredSpace,
+    Factorization,
+    MultiDiscreteCodec,
+    is_hybrid,
+    make_codec,
+)
 
 
 class FactoredActions(gym.ActionWrapper):
@@ -52,4 +59,7 @@ def factorize(
     if names is not None and is_hybrid(space) and len(names) != int(space.spaces[0].n):
         names = None
     codec = make_codec(space, bins=bins, factorization=factorization, radix=radix, names=names)
+    value_names = getattr(env.unwrapped, "action_value_names", None)
+    if isinstance(codec, MultiDiscreteCodec) and value_names is not None:
+        codec = MultiDiscreteCodec(space, codec.space.factorization, names, tuple(value_names))
     return FactoredActions(env, codec)

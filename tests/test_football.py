@@ -1,0 +1,170 @@
+"""Google Research Football through the adapter, against the real engine.
+
+These tests need the engine (``bash scripts/install-football.sh``, which ``.ci/run`` runs);
+without it only the install hint is tested.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from farl_cli.cli import app
+from farl_cli.envs import make_env
+from farl_cli.envs.football import ACTION_NAMES, INSTALL_HINT
+from farl_cli.envs.wrappers import factorize
+from farl_cli.errors import FarlError
+
+HAVE_ENGINE = importlib.util.find_spec("gfootball") is not None
+needs_engine = pytest.mark.skipif(
+    not HAVE_ENGINE, reason="the football engine is not installed (scripts/install-football.sh)"
+)
+runner = CliRunner()
+
+
+def test_without_the_engine_every_football_command_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, "gfootball", None)  # as if it were not installed
+    monkeypatch.setitem(sys.modules, "gfootball.env", None)
+    with pytest.raises(
+        FarlError, match=re.escape("install it with: bash scripts/install-football.sh")
+    ):
+        make_env("football-3v1")
+    result = runner.invoke(app, ["inspect-actions", "football-3v1-fppo"])
+    assert result.exit_code == 2 and INSTALL_HINT in result.output.replace("\n", "")
+
+
+@needs_engine
+def test_spaces_and_action_labels() -> None:
+    env = factorize(make_env("football-3v1"))
+    try:
+        fs = env.factored_space
+        assert fs.sizes == (19, 19, 19) and fs.n_joint_actions == 6859
+        assert fs.dim_labels == ("player 1", "player 2", "player 3")
+        assert fs.value_labels[0] == ACTION_NAMES and "shot" in fs.value_labels[2]
+        assert env.observation_space.shape == (115,)
+    finally:
+        env.close()
+    result = runner.invoke(app, ["inspect-actions", "football-3v1-fppo", "--json"])
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["joint_actions"] == 6859 and info["sampling"] == "sequential"
+    assert info["dimensions"][1]["values"][12] == "shot"
+
+
+@needs_engine
+def test_reset_and_step_through_the_gymnasium_api() -> None:
+    env = make_env("football-3v1")
+    try:
+        obs, info = env.reset(seed=0)
+        assert obs.shape == (115,) and obs.dtype == np.float32 and info == {}
+        assert obs[97:108].sum() == 3  # the three controlled players, the global view
+        length = 0
+        while True:
+            obs, reward, terminated, truncated, info = env.step(env.action_space.sample())
+            length += 1
+            assert isinstance(reward, float) and "is_success" in info
+            if terminated or truncated:
+                break
+        assert 1 <= length <= 400
+    finally:
+        env.close()
+
+
+@needs_engine
+def test_a_goal_ends_the_episode_with_reward_one_and_the_success_mark() -> None:
+    env = make_env("football-3v1")
+    shot = ACTION_NAMES.index("shot")
+    right = ACTION_NAMES.index("right")
+    try:
+        for seed in range(40):  # run at goal, then shoot, until one episode scores
+            env.reset(seed=seed)
+            for t in range(400):
+                action = [shot if t >= 4 else right] * 3
+                _, reward, terminated, truncated, info = env.step(np.array(action))
+                if terminated or truncated:
+                    break
+            if info["is_success"]:
+                assert reward == 1.0 and terminated and not truncated
+                return
+        pytest.fail("no goal in 40 scripted episodes")
+    finally:
+        env.close()
+
+
+def _group_members(pgid: int) -> list[int]:
+    members = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                members.append(int(entry.name))
+    return members
+
+
+@needs_engine
+def test_fppo_trains_end_to_end_with_worker_processes_and_leaves_none(tmp_path: Path) -> None:
+    run = tmp_path / "football"
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "farl_cli.cli",
+            "train",
+            "--preset",
+            "football-3v1-fppo",
+            "--total-steps",
+            "256",
+            "--run-dir",
+            str(run),
+            "--set",
+            "env.num_envs=2",
+            "--set",
+            "agent.rollout_steps=64",
+            "--set",
+            "agent.minibatch_size=32",
+            "--set",
+            "train.eval_every=256",
+            "--set",
+            "train.eval_episodes=2",
+            "--set",
+            "train.log_every=64",
+            "--quiet",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err
+    rows = (run / "metrics.csv").read_text().splitlines()
+    assert len(rows) >= 4 and "eval_success" in rows[0]
+    assert _group_members(proc.pid) == []  # workers and engines are gone
+    result = runner.invoke(
+        app,
+        [
+            "eval",
+            str(run / "checkpoints" / "last.pt"),
+            "--episodes",
+            "3",
+            "--num-envs",
+            "1",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    info = json.loads(result.output)
+    assert info["episodes"] == 3 and info["success_rate"] is not None
