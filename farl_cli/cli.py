@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -320,9 +321,13 @@ def enjoy_command(
     fps: Annotated[int | None, typer.Option(min=1, help="Frames per second.")] = None,
     deterministic: DeterministicOpt = True,
     seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 0,
+    render_3d: Annotated[
+        bool, typer.Option("--render-3d", help="Football: the engine's 3D view (slow).")
+    ] = False,
 ) -> None:
     """Watch a policy play: in a window when there is a display, else recorded to a video."""
     import os
+    import tempfile
 
     from farl_cli.envs import MUJOCO_IDS, make_factored_env
     from farl_cli.evaluation import play
@@ -331,13 +336,20 @@ def enjoy_command(
 
     restored = restore(checkpoint)
     preset = restored.preset
-    window = video is None and bool(os.environ.get("DISPLAY")) and preset.env.name in MUJOCO_IDS
-    env = make_factored_env(preset.env, render_mode="human" if window else "rgb_array")
+    env_cfg = preset.env
+    window = video is None and bool(os.environ.get("DISPLAY")) and env_cfg.name in MUJOCO_IDS
+    sketch_dir = None
+    if env_cfg.name.startswith("football") and not render_3d:
+        # the engine draws a 2D sketch of each episode itself, far faster than rendering
+        sketch_dir = tempfile.mkdtemp(prefix="farl-enjoy-")
+        kwargs = {**env_cfg.kwargs, "write_video": True, "logdir": sketch_dir}
+        env_cfg = env_cfg.model_copy(update={"kwargs": kwargs})
+    render_mode = "human" if window else None if sketch_dir else "rgb_array"
+    env = make_factored_env(env_cfg, render_mode=render_mode)
     writer = None
     if not window:
         path = video or Path(f"{preset.name}-enjoy.mp4")
-        rate = fps or int(env.metadata.get("render_fps", 30))
-        writer = VideoWriter(path, rate)
+        writer = VideoWriter(path, fps or int(env.metadata.get("render_fps", 30)))
     act = functools.partial(restored.agent.act, deterministic=deterministic)
 
     def on_frames(frames: list[Any]) -> None:
@@ -351,14 +363,26 @@ def enjoy_command(
             f"episode {i + 1}: return {total:.4f} in {length} steps{extra}", highlight=False
         )
 
+    frames_from_steps = writer is not None and sketch_dir is None
     try:
         play(
-            act, env, episodes, seed, on_frames=on_frames if writer else None, on_episode=on_episode
+            act,
+            env,
+            episodes,
+            seed,
+            on_frames=on_frames if frames_from_steps else None,
+            on_episode=on_episode,
         )
+        env.close()  # the engine finishes writing its sketch videos on close
+        if writer is not None and sketch_dir is not None:
+            for recorded in env.unwrapped.recorded_videos():
+                writer.add_video(recorded)
     finally:
         env.close()
         if writer is not None:
             writer.close()
+        if sketch_dir is not None:
+            shutil.rmtree(sketch_dir, ignore_errors=True)
     if writer is not None:
         console.print(f"video: {writer.path} ({writer.frames} frames)", highlight=False)
 

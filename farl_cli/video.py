@@ -44,3 +44,14 @@ class VideoWriter:
     def close(self) -> None:
         """Finish the file."""
         self._writer.close()
+
+    def add_video(self, path: Path) -> None:
+        """Append every frame of another video file."""
+        import imageio.v2 as imageio
+
+        reader = imageio.get_reader(path)
+        try:
+            for frame in reader:
+                self.add(np.asarray(frame))
+        finally:
+            reader.close()

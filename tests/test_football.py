@@ -168,3 +168,10 @@ def test_fppo_trains_end_to_end_with_worker_processes_and_leaves_none(tmp_path: 
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["episodes"] == 3 and info["success_rate"] is not None
+    video = tmp_path / "football.mp4"  # the engine's 2D sketch, joined into one file
+    result = runner.invoke(
+        app,
+        ["enjoy", str(run / "checkpoints" / "last.pt"), "--episodes", "1", "--video", str(video)],
+    )
+    assert result.exit_code == 0, result.output
+    assert "episode 1: return" in result.output and video.stat().st_size > 1000

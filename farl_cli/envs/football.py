@@ -13,6 +13,7 @@ import io
 import tempfile
 import warnings
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 import gymnasium as gym
@@ -138,6 +139,10 @@ class FootballEnv(gym.Env):
         info = dict(info)
         info["is_success"] = score > 0
         return self._global(obs), score, bool(done and not out_of_time), bool(out_of_time), info
+
+    def recorded_videos(self) -> list[Path]:
+        """The 2D sketch videos the engine wrote (with ``write_video``), one per episode."""
+        return sorted(Path(self.logdir).glob("*.avi"), key=lambda p: p.stat().st_mtime)
 
     def render(self) -> np.ndarray | None:
         """The engine's rendered frame (slow without a GPU)."""
