@@ -301,3 +301,20 @@ def test_autoregressive_fsac_reaches_the_diagonal_and_independent_cannot() -> No
     assert min(ar_diag) - max(ind_diag) > 0.08
     # and the autoregressive policy keeps more entropy while it scores more
     assert min(joint_entropy(p) for p in ar) > max(joint_entropy(p) for p in ind)
+
+
+def test_tied_top_temperature_is_the_mean_of_the_heads_and_is_not_learned() -> None:
+    tied = agent("autoregressive", sizes=(3, 4), top_alpha="tied")
+    fill(tied)
+    with torch.no_grad():
+        tied.log_alpha.copy_(torch.log(torch.tensor([0.1, 0.3])))
+    assert float(tied.top_alpha()) == pytest.approx(0.2)
+    before = tied.log_alpha_global.detach().clone()
+    tied.update(tied.buffer.sample(8))
+    assert torch.equal(tied.log_alpha_global.detach(), before)
+    learned = agent("autoregressive", sizes=(3, 4))
+    fill(learned)
+    before = learned.log_alpha_global.detach().clone()
+    learned.update(learned.buffer.sample(8))
+    assert not torch.equal(learned.log_alpha_global.detach(), before)
+    assert float(learned.top_alpha()) == pytest.approx(float(learned.log_alpha_global.exp()))

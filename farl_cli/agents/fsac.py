@@ -245,12 +245,23 @@ class FSACAgent(PolicyActor):
             "entropy": float(dist.entropy().mean().detach()),
         }
 
+    def top_alpha(self) -> Tensor:
+        """The top MDP's temperature: learned (eq. 12) or the mean of the per-head ones.
+
+        Nothing in the policy's update feeds back on a learned top temperature, and on
+        Platform it can grow without bound (see the README); tying it to the per-head
+        temperatures makes the top MDP's soft value equal the bottom MDP's chain of them.
+        """
+        if self.cfg.top_alpha == "tied":
+            return self.log_alpha.exp().mean().detach()
+        return self.log_alpha_global.exp().detach()
+
     def autoregressive_critic_losses(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> dict[str, Tensor]:
         """Equations 9, 10 and 5 for the twin sub-Qs and up-Qs, summed over the twins."""
         cfg = self.cfg
-        alpha, alpha_global = self.log_alpha.exp().detach(), self.log_alpha_global.exp().detach()
+        alpha, alpha_global = self.log_alpha.exp().detach(), self.top_alpha()
         with torch.no_grad():
             # eq. 9: V^{i+1}(u^i) along the stored action's prefixes, from the target sub-Qs
             along = self.policy(obs).conditionals(actions)
@@ -285,7 +296,7 @@ class FSACAgent(PolicyActor):
     def _update_autoregressive(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> dict[str, float]:
-        alpha, alpha_global = self.log_alpha.exp().detach(), self.log_alpha_global.exp().detach()
+        alpha, alpha_global = self.log_alpha.exp().detach(), self.top_alpha()
         losses = self.autoregressive_critic_losses(obs, actions, batch, next_obs)
         self._step(self.critic_optimizer, losses["sub"] + losses["consistency"] + losses["up"])
         sub_loss, consistency_loss, up_loss = losses["sub"], losses["consistency"], losses["up"]
@@ -303,10 +314,14 @@ class FSACAgent(PolicyActor):
         log_prob = heads.log_prob(resampled).detach()
         alpha_loss = (
             temperature_losses(probs, log_probs, self.log_alpha, self.target_entropy).mean(0).sum()
-            + global_temperature_loss(
-                self.log_alpha_global, log_prob, self.target_entropy_global
-            ).mean()
         )
+        if self.cfg.top_alpha == "learned":
+            alpha_loss = (
+                alpha_loss
+                + global_temperature_loss(
+                    self.log_alpha_global, log_prob, self.target_entropy_global
+                ).mean()
+            )
         self._step(self.alpha_optimizer, alpha_loss)
         return {
             "q_loss": float(sub_loss.detach()),
