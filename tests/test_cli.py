@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import group_members, wait_for_first_row
 from typer.testing import CliRunner
 
 from farl_cli.checkpoint import load_checkpoint
@@ -197,7 +198,6 @@ def test_enjoy_records_a_video_headless(trained: Path, tmp_path: Path, suffix: s
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
     import os
     import signal
-    import time
 
     run = tmp_path / "run"
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -222,11 +222,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
         env=env,
     )
     metrics = run / "metrics.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.2)
+    wait_for_first_row(metrics)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -360,19 +356,6 @@ def test_fsac_train_eval_enjoy_through_the_cli(preset: str, tmp_path: Path) -> N
     assert result.exit_code == 0 and video.stat().st_size > 1000
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":  # the process group, not zombies
-                members.append(int(entry.name))
-    return members
-
-
 def test_ctrl_c_to_the_whole_group_with_worker_processes_leaves_none_behind(
     tmp_path: Path,
 ) -> None:
@@ -404,18 +387,14 @@ def test_ctrl_c_to_the_whole_group_with_worker_processes_leaves_none_behind(
         start_new_session=True,
     )
     metrics = run / "metrics.csv"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        if metrics.exists() and len(metrics.read_text().splitlines()) >= 2:
-            break
-        time.sleep(0.2)
-    assert len(_group_members(proc.pid)) >= 3  # the main process and its two workers
+    wait_for_first_row(metrics)
+    assert len(group_members(proc.pid)) >= 3  # the main process and its two workers
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     assert (run / "checkpoints" / "last.pt").is_file()
     deadline = time.time() + 10
-    while _group_members(proc.pid) and time.time() < deadline:
+    while group_members(proc.pid) and time.time() < deadline:
         time.sleep(0.2)
-    assert _group_members(proc.pid) == []
+    assert group_members(proc.pid) == []

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import group_members
 from typer.testing import CliRunner
 
 from farl_cli.cli import app
@@ -101,19 +102,6 @@ def test_a_goal_ends_the_episode_with_reward_one_and_the_success_mark() -> None:
         env.close()
 
 
-def _group_members(pgid: int) -> list[int]:
-    members = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(fields[2]) == pgid and fields[0] != "Z":
-                members.append(int(entry.name))
-    return members
-
-
 @needs_engine
 def test_fppo_trains_end_to_end_with_worker_processes_and_leaves_none(tmp_path: Path) -> None:
     run = tmp_path / "football"
@@ -152,7 +140,7 @@ def test_fppo_trains_end_to_end_with_worker_processes_and_leaves_none(tmp_path: 
     assert proc.returncode == 0, err
     rows = (run / "metrics.csv").read_text().splitlines()
     assert len(rows) >= 4 and "eval_success" in rows[0]
-    assert _group_members(proc.pid) == []  # workers and engines are gone
+    assert group_members(proc.pid) == []  # workers and engines are gone
     result = runner.invoke(
         app,
         [
