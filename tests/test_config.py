@@ -49,7 +49,7 @@ def test_paper_hyperparameters_are_in_the_presets() -> None:
     assert (p.agent.epochs, p.agent.rollout_steps, p.agent.hidden_sizes) == (20, 512, [128, 128])
     s = load_preset("platform-fsac")
     assert isinstance(s.agent, FSACConfig)
-    assert (s.agent.tau, s.agent.entropy_target_beta, s.agent.batch_size) == (0.01, 0.5, 256)
+    assert (s.agent.tau, s.agent.batch_size, s.agent.learning_rate) == (0.01, 256, 3e-4)
     f = load_preset("football-3v1-fppo")
     assert (f.agent.clip_epsilon, f.agent.minibatch_size, f.agent.epochs) == (0.08, 375, 2)
     assert f.env.factorization == "autoregressive"
