@@ -39,7 +39,7 @@ def test_inspect_actions_platform_fsac_table() -> None:
         "3 x 21 = 63",
         "4.1431 nats",
         "sequential",
-        "2.0716",
+        "0.8286",
         "720",
         "430",
     ):
