@@ -174,11 +174,6 @@ class AutoregressiveCategorical(FactoredDistribution):
         self.batch_size = batch_size
         self._cached: tuple[Tensor, Tensor] | None = None  # (sampled actions, their logits)
 
-    @property
-    def n_dims(self) -> int:
-        """Number of sub-action dimensions k."""
-        return int(self.mask.shape[0])
-
     def _sequential(self, greedy: bool) -> tuple[Tensor, Tensor]:
         k, _max_n = self.mask.shape
         actions = torch.zeros(self.batch_size, k, dtype=torch.long, device=self.mask.device)

@@ -8,6 +8,7 @@ paper) together with a factorization: ``independent`` (sub-actions sampled in pa
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -66,6 +67,11 @@ class FactoredSpace:
     def n_dims(self) -> int:
         """Number of sub-action dimensions k."""
         return len(self.sizes)
+
+    @functools.cached_property
+    def sizes_array(self) -> np.ndarray:
+        """The sizes as an array, built once (codecs check every step's actions against it)."""
+        return np.asarray(self.sizes, dtype=np.int64)
 
     @property
     def max_size(self) -> int:
@@ -137,12 +143,12 @@ class Codec(Protocol):
         ...
 
 
-def _check_indices(sub_actions: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
+def _check_indices(sub_actions: np.ndarray, space: FactoredSpace) -> np.ndarray:
     a = np.asarray(sub_actions, dtype=np.int64).reshape(-1)
-    if a.shape[0] != len(sizes):
-        raise FactoringError(f"expected {len(sizes)} sub-actions, got {a.shape[0]}")
-    if np.any(a < 0) or np.any(a >= np.asarray(sizes)):
-        raise FactoringError(f"sub-actions {a.tolist()} out of range for sizes {list(sizes)}")
+    if a.shape[0] != space.n_dims:
+        raise FactoringError(f"expected {space.n_dims} sub-actions, got {a.shape[0]}")
+    if np.any(a < 0) or np.any(a >= space.sizes_array):
+        raise FactoringError(f"sub-actions {a.tolist()} out of range for sizes {list(space.sizes)}")
     return a
 
 
@@ -156,6 +162,7 @@ class BoxCodec:
     names: tuple[str, ...] | None = None
     space: FactoredSpace = field(init=False)
     values: np.ndarray = field(init=False)
+    _rows: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
         _check_bins(self.bins)
@@ -171,6 +178,7 @@ class BoxCodec:
         j = np.arange(self.bins, dtype=np.float64)
         # bin j of dimension i means low_i + j * (high_i - low_i) / (m - 1)
         self.values = low[:, None] + j[None, :] * (high - low)[:, None] / (self.bins - 1)
+        self._rows = np.arange(d)
         names = self.names or tuple(f"a{i}" for i in range(d))
         if len(names) != d:
             raise FactoringError(f"{len(names)} dimension names for a Box of {d} dimensions")
@@ -183,8 +191,8 @@ class BoxCodec:
 
     def decode(self, sub_actions: np.ndarray) -> np.ndarray:
         """Torque (or other) values of the chosen bins."""
-        a = _check_indices(sub_actions, self.space.sizes)
-        return self.values[np.arange(a.shape[0]), a].astype(self.native_space.dtype)
+        a = _check_indices(sub_actions, self.space)
+        return self.values[self._rows, a].astype(self.native_space.dtype)
 
 
 @dataclass
@@ -211,7 +219,7 @@ class MultiDiscreteCodec:
 
     def decode(self, sub_actions: np.ndarray) -> np.ndarray:
         """The indices, shifted by ``start``."""
-        a = _check_indices(sub_actions, self.space.sizes)
+        a = _check_indices(sub_actions, self.space)
         return (a + self.native_space.start.reshape(-1)).astype(self.native_space.dtype)
 
 
@@ -249,7 +257,7 @@ class DiscreteCodec:
 
     def decode(self, sub_actions: np.ndarray) -> int:
         """The index of the joint action, offset by the space's ``start``."""
-        a = _check_indices(sub_actions, self.space.sizes)
+        a = _check_indices(sub_actions, self.space)
         return int(a @ self._weights) + int(self.native_space.start)
 
 
@@ -300,7 +308,7 @@ class HybridCodec:
 
     def decode(self, sub_actions: np.ndarray) -> tuple[int, tuple[np.ndarray, ...]]:
         """``(choice, params)`` with the chosen parameter set to its bin, the others to low."""
-        a = _check_indices(sub_actions, self.space.sizes)
+        a = _check_indices(sub_actions, self.space)
         choice, b = int(a[0]), int(a[1])
         params = []
         for c, box in enumerate(self.native_space.spaces[1].spaces):
