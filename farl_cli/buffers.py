@@ -150,16 +150,11 @@ class ReplayBuffer:
         terminated: np.ndarray,
     ) -> None:
         """Store one transition per environment (arrays with a leading ``num_envs`` axis)."""
-        for i in range(len(rewards)):
-            p = self.pos
-            self.obs[p], self.next_obs[p] = obs[i], next_obs[i]
-            self.actions[p], self.rewards[p], self.terminated[p] = (
-                actions[i],
-                rewards[i],
-                terminated[i],
-            )
-            self.pos = (p + 1) % self.capacity
-            self.size = min(self.size + 1, self.capacity)
+        idx = (self.pos + np.arange(len(rewards))) % self.capacity
+        self.obs[idx], self.next_obs[idx] = obs, next_obs
+        self.actions[idx], self.rewards[idx], self.terminated[idx] = actions, rewards, terminated
+        self.pos = int(idx[-1] + 1) % self.capacity
+        self.size = min(self.size + len(rewards), self.capacity)
 
     def sample(self, batch_size: int) -> dict[str, Tensor]:
         """A uniform minibatch as tensors."""

@@ -77,3 +77,24 @@ def test_buffer_next_values_use_the_next_step_the_final_value_or_the_last() -> N
     # env 0: next values 10, (terminated: 20, ignored by GAE), last -1
     # env 1: truncated at t=0 -> 99, then 21, last -2
     torch.testing.assert_close(nv, torch.tensor([[10.0, 99.0], [20.0, 21.0], [-1.0, -2.0]]))
+
+
+def test_replay_buffer_wraps_around_and_overwrites_the_oldest() -> None:
+    import numpy as np
+
+    from farl_cli.buffers import ReplayBuffer
+
+    buf = ReplayBuffer(capacity=5, obs_dim=2, sizes=(3, 4), seed=0)
+    for t in range(4):  # two environments: 8 transitions into 5 slots
+        buf.add(
+            np.full((2, 2), t),
+            np.full((2, 2), t),
+            np.full(2, t),
+            np.full((2, 2), t),
+            np.zeros(2, bool),
+        )
+    assert (buf.size, buf.pos) == (5, 3)
+    assert buf.rewards.tolist() == [2.0, 3.0, 3.0, 1.0, 2.0]
+    assert buf.actions.dtype == np.uint8 and buf.actions[1].tolist() == [3, 3]
+    batch = buf.sample(16)
+    assert set(batch["rewards"].tolist()) <= {1.0, 2.0, 3.0}  # the overwritten 0s are gone
