@@ -64,6 +64,7 @@ class FPPOAgent(PolicyActor):
     """Factored PPO: ``explore`` and ``observe`` while training, ``act`` to evaluate."""
 
     metric_names = ("policy_loss", "value_loss", "entropy", "kl", "clip_fraction")
+    stateful = ("policy", "value", "normalizer", "optimizer")
 
     def __init__(self, obs_dim: int, space: FactoredSpace, cfg: FPPOConfig, num_envs: int):
         self.cfg = cfg
@@ -196,18 +197,9 @@ class FPPOAgent(PolicyActor):
 
     def state_dict(self) -> dict[str, Any]:
         """Networks, normalizer and optimizer: everything a resumed run needs."""
-        return {
-            "policy": self.policy.state_dict(),
-            "value": self.value.state_dict(),
-            "normalizer": self.normalizer.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "updates": self.updates,
-        }
+        return {**self.module_states(), "updates": self.updates}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict`."""
-        self.policy.load_state_dict(state["policy"])
-        self.value.load_state_dict(state["value"])
-        self.normalizer.load_state_dict(state["normalizer"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        self.load_module_states(state)
         self.updates = int(state["updates"])

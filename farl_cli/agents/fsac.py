@@ -102,6 +102,11 @@ def polyak(target: nn.Module, online: nn.Module, tau: float) -> None:
 class FSACAgent(PolicyActor):
     """Factored SAC: ``explore`` and ``observe`` while training, ``act`` to evaluate."""
 
+    stateful = (
+        "policy", "sub_q", "up_q", "sub_q_target", "up_q_target", "normalizer",
+        "policy_optimizer", "critic_optimizer", "alpha_optimizer",
+    )  # fmt: skip
+
     def __init__(
         self,
         obs_dim: int,
@@ -339,17 +344,9 @@ class FSACAgent(PolicyActor):
         """Networks, targets, temperatures, optimizers, counters; the replay buffer's
         transitions only with ``save_buffer``."""
         return {
-            "policy": self.policy.state_dict(),
-            "sub_q": self.sub_q.state_dict(),
-            "up_q": self.up_q.state_dict(),
-            "sub_q_target": self.sub_q_target.state_dict(),
-            "up_q_target": self.up_q_target.state_dict(),
+            **self.module_states(),
             "log_alpha": self.log_alpha.detach().clone(),
             "log_alpha_global": self.log_alpha_global.detach().clone(),
-            "normalizer": self.normalizer.state_dict(),
-            "policy_optimizer": self.policy_optimizer.state_dict(),
-            "critic_optimizer": self.critic_optimizer.state_dict(),
-            "alpha_optimizer": self.alpha_optimizer.state_dict(),
             "buffer": self.buffer.state_dict(include_data=self.save_buffer),
             "rng": self.rng.bit_generator.state,
             "steps": self.steps,
@@ -358,18 +355,10 @@ class FSACAgent(PolicyActor):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict`."""
-        self.policy.load_state_dict(state["policy"])
-        self.sub_q.load_state_dict(state["sub_q"])
-        self.up_q.load_state_dict(state["up_q"])
-        self.sub_q_target.load_state_dict(state["sub_q_target"])
-        self.up_q_target.load_state_dict(state["up_q_target"])
+        self.load_module_states(state)
         with torch.no_grad():
             self.log_alpha.copy_(state["log_alpha"])
             self.log_alpha_global.copy_(state["log_alpha_global"])
-        self.normalizer.load_state_dict(state["normalizer"])
-        self.policy_optimizer.load_state_dict(state["policy_optimizer"])
-        self.critic_optimizer.load_state_dict(state["critic_optimizer"])
-        self.alpha_optimizer.load_state_dict(state["alpha_optimizer"])
         self.buffer.load_state_dict(state["buffer"])
         self.rng.bit_generator.state = state["rng"]
         self.steps, self.updates = int(state["steps"]), int(state["updates"])
