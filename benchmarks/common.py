@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import csv
+import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from farl_cli.config import load_preset
+from farl_cli.training import train
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -27,3 +32,23 @@ def append_row(path: Path, row: dict[str, object]) -> None:
         if new:
             writer.writeheader()
         writer.writerow(full)
+
+
+def farl_run(preset_name: str, steps: int, seed: int, extra: list[str] | None = None) -> float:
+    """Environment steps per second of ``farl train`` on a preset (no evaluation), set-up
+    included."""
+    preset = load_preset(
+        preset_name,
+        [
+            f"train.total_steps={steps}",
+            f"train.seed={seed}",
+            f"train.eval_every={10 * steps}",
+            f"train.checkpoint_every={10 * steps}",
+            *(extra or []),
+        ],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        started = time.perf_counter()
+        result = train(preset, Path(tmp) / "run")
+        elapsed = time.perf_counter() - started
+    return result.global_step / elapsed

@@ -12,15 +12,9 @@ with how long the paper's 50M steps would take at each speed.
 from __future__ import annotations
 
 import argparse
-import tempfile
-import time
-from pathlib import Path
 
 import torch
-from common import RESULTS, append_row, shown
-
-from farl_cli.config import load_preset
-from farl_cli.training import train
+from common import RESULTS, append_row, farl_run, shown
 
 PAPER_STEPS = 50_000_000
 
@@ -34,20 +28,9 @@ def main() -> None:
     torch.set_num_threads(1)
     out = RESULTS / "football_workers.csv"
     for workers in args.workers:
-        preset = load_preset(
-            "football-3v1-fppo",
-            [
-                f"env.num_envs={workers}",
-                "env.vector=async",
-                f"train.total_steps={args.steps}",
-                f"train.eval_every={10 * args.steps}",
-                f"train.checkpoint_every={10 * args.steps}",
-            ],
+        sps = farl_run(
+            "football-3v1-fppo", args.steps, 0, [f"env.num_envs={workers}", "env.vector=async"]
         )
-        with tempfile.TemporaryDirectory() as tmp:
-            started = time.perf_counter()
-            result = train(preset, Path(tmp) / "run")
-            sps = result.global_step / (time.perf_counter() - started)
         days = PAPER_STEPS / sps / 86400
         print(f"{workers} worker(s): {sps:6.0f} env steps/s; 50M steps would take {days:.1f} days")
         append_row(

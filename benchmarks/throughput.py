@@ -18,39 +18,16 @@ from __future__ import annotations
 
 import argparse
 import platform
-import tempfile
 import time
-from pathlib import Path
 
 import torch
 from common import RESULTS as RESULTS_DIR
-from common import append_row, shown
+from common import append_row, farl_run, shown
 
 from farl_cli.config import FPPOConfig, FSACConfig, load_preset
 from farl_cli.envs import make_factored_env
-from farl_cli.training import train
 
 RESULTS = RESULTS_DIR / "throughput.csv"
-
-
-def farl_run(preset_name: str, steps: int, seed: int, extra: list[str] | None = None) -> float:
-    """Environment steps per second of ``farl train`` on a preset (no evaluation), set-up
-    included."""
-    preset = load_preset(
-        preset_name,
-        [
-            f"train.total_steps={steps}",
-            f"train.seed={seed}",
-            f"train.eval_every={10 * steps}",
-            f"train.checkpoint_every={10 * steps}",
-            *(extra or []),
-        ],
-    )
-    with tempfile.TemporaryDirectory() as tmp:
-        started = time.perf_counter()
-        result = train(preset, Path(tmp) / "run")
-        elapsed = time.perf_counter() - started
-    return result.global_step / elapsed
 
 
 def sb3_ppo(steps: int, seed: int) -> float:
