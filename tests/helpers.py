@@ -2,8 +2,23 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
+
+
+def start_farl(*args: str) -> subprocess.Popen[str]:
+    """``farl ARGS`` as a separate process in a process group of its own, output piped."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "farl_cli.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=True,
+    )
 
 
 def group_members(pgid: int) -> list[int]:

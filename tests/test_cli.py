@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import group_members, wait_for_first_row
+from helpers import group_members, start_farl, wait_for_first_row
 from typer.testing import CliRunner
 
 from farl_cli.checkpoint import load_checkpoint
@@ -196,30 +196,19 @@ def test_enjoy_records_a_video_headless(trained: Path, tmp_path: Path, suffix: s
 
 
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
-    import os
     import signal
 
     run = tmp_path / "run"
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "farl_cli.cli",
-            "train",
-            "--preset",
-            "platform-fppo",
-            *TINY,
-            "--total-steps",
-            "1000000",
-            "--run-dir",
-            str(run),
-            "--quiet",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
+    proc = start_farl(
+        "train",
+        "--preset",
+        "platform-fppo",
+        *TINY,
+        "--total-steps",
+        "1000000",
+        "--run-dir",
+        str(run),
+        "--quiet",
     )
     metrics = run / "metrics.csv"
     wait_for_first_row(metrics)
@@ -364,27 +353,18 @@ def test_ctrl_c_to_the_whole_group_with_worker_processes_leaves_none_behind(
     import time
 
     run = tmp_path / "async"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "farl_cli.cli",
-            "train",
-            "--preset",
-            "platform-fppo",
-            *TINY,
-            "--set",
-            "env.vector=async",
-            "--total-steps",
-            "1000000",
-            "--run-dir",
-            str(run),
-            "--quiet",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    proc = start_farl(
+        "train",
+        "--preset",
+        "platform-fppo",
+        *TINY,
+        "--set",
+        "env.vector=async",
+        "--total-steps",
+        "1000000",
+        "--run-dir",
+        str(run),
+        "--quiet",
     )
     metrics = run / "metrics.csv"
     wait_for_first_row(metrics)

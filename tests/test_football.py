@@ -9,13 +9,12 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import group_members
+from helpers import group_members, start_farl
 from typer.testing import CliRunner
 
 from farl_cli.cli import app
@@ -105,36 +104,27 @@ def test_a_goal_ends_the_episode_with_reward_one_and_the_success_mark() -> None:
 @needs_engine
 def test_fppo_trains_end_to_end_with_worker_processes_and_leaves_none(tmp_path: Path) -> None:
     run = tmp_path / "football"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "farl_cli.cli",
-            "train",
-            "--preset",
-            "football-3v1-fppo",
-            "--total-steps",
-            "256",
-            "--run-dir",
-            str(run),
-            "--set",
-            "env.num_envs=2",
-            "--set",
-            "agent.rollout_steps=64",
-            "--set",
-            "agent.minibatch_size=32",
-            "--set",
-            "train.eval_every=256",
-            "--set",
-            "train.eval_episodes=2",
-            "--set",
-            "train.log_every=64",
-            "--quiet",
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
+    proc = start_farl(
+        "train",
+        "--preset",
+        "football-3v1-fppo",
+        "--total-steps",
+        "256",
+        "--run-dir",
+        str(run),
+        "--set",
+        "env.num_envs=2",
+        "--set",
+        "agent.rollout_steps=64",
+        "--set",
+        "agent.minibatch_size=32",
+        "--set",
+        "train.eval_every=256",
+        "--set",
+        "train.eval_episodes=2",
+        "--set",
+        "train.log_every=64",
+        "--quiet",
     )
     _, err = proc.communicate(timeout=600)
     assert proc.returncode == 0, err
