@@ -26,6 +26,7 @@ from torch import Tensor, nn
 from farl_cli.agents.common import PolicyActor
 from farl_cli.buffers import ReplayBuffer
 from farl_cli.config import FSACConfig
+from farl_cli.distributions import FactoredDistribution
 from farl_cli.networks import FactoredPolicy, RunningNorm, SubQNet, UpQNet
 from farl_cli.spaces import FactoredSpace
 
@@ -262,14 +263,23 @@ class FSACAgent(PolicyActor):
         return self.log_alpha_global.exp().detach()
 
     def autoregressive_critic_losses(
-        self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
+        self,
+        obs: Tensor,
+        actions: Tensor,
+        batch: dict[str, Tensor],
+        next_obs: Tensor,
+        dist: FactoredDistribution | None = None,
     ) -> dict[str, Tensor]:
-        """Equations 9, 10 and 5 for the twin sub-Qs and up-Qs, summed over the twins."""
+        """Equations 9, 10 and 5 for the twin sub-Qs and up-Qs, summed over the twins.
+
+        ``dist`` is the policy at ``obs`` when the caller has it already (one torso pass).
+        """
         cfg = self.cfg
         alpha, alpha_global = self.log_alpha.exp().detach(), self.top_alpha()
+        dist = self.policy(obs) if dist is None else dist
         with torch.no_grad():
             # eq. 9: V^{i+1}(u^i) along the stored action's prefixes, from the target sub-Qs
-            along = self.policy(obs).conditionals(actions)
+            along = dist.conditionals(actions)
             q_sub_t = torch.min(
                 self.sub_q_target[0](obs, actions), self.sub_q_target[1](obs, actions)
             )
@@ -285,29 +295,30 @@ class FSACAgent(PolicyActor):
                 batch["rewards"], batch["terminated"], cfg.gamma, q_up_next,
                 nxt.log_prob(a_next), alpha_global,
             )  # fmt: skip
-            # eq. 10: the last sub-Q tracks the up Q-value of the stored action
-            consistency_target = torch.min(self.up_q[0](obs, actions), self.up_q[1](obs, actions))
         index = actions.unsqueeze(-1)
+        q_up = [up(obs, actions) for up in self.up_q]
+        # eq. 10: the last sub-Q tracks the up Q-value of the stored action (no gradient to it)
+        consistency_target = torch.min(q_up[0], q_up[1]).detach()
         sub_loss = up_loss = consistency_loss = torch.zeros(())
-        for q, up in zip(self.sub_q, self.up_q, strict=True):
+        for q, q_up_taken in zip(self.sub_q, q_up, strict=True):
             q_taken = q(obs, actions).gather(-1, index).squeeze(-1)  # Q^i(u^{i-1}, a^i)
             sub_loss = sub_loss + (q_taken[:, :-1] - sub_targets).pow(2).mean(0).sum()
             consistency_loss = (
                 consistency_loss + (q_taken[:, -1] - consistency_target).pow(2).mean()
             )
-            up_loss = up_loss + (up(obs, actions) - up_targets).pow(2).mean()
+            up_loss = up_loss + (q_up_taken - up_targets).pow(2).mean()
         return {"sub": sub_loss, "consistency": consistency_loss, "up": up_loss}
 
     def _update_autoregressive(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> dict[str, float]:
         alpha, alpha_global = self.log_alpha.exp().detach(), self.top_alpha()
-        losses = self.autoregressive_critic_losses(obs, actions, batch, next_obs)
+        dist = self.policy(obs)  # one torso pass for the critic targets and the policy loss
+        losses = self.autoregressive_critic_losses(obs, actions, batch, next_obs, dist)
         self._step(self.critic_optimizer, losses["sub"] + losses["consistency"] + losses["up"])
         sub_loss, consistency_loss, up_loss = losses["sub"], losses["consistency"], losses["up"]
         # policy: eq. 11 on intermediate states of a sequence re-sampled from the current
         # policy (section 4.1: replayed sequences would bias the entropy terms)
-        dist = self.policy(obs)
         resampled = dist.sample()
         heads = dist.conditionals(resampled)  # carries gradients: logits from the sampling pass
         with torch.no_grad():
