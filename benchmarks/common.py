@@ -8,6 +8,8 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
+
 from farl_cli.config import load_preset
 from farl_cli.training import train
 
@@ -52,3 +54,52 @@ def farl_run(preset_name: str, steps: int, seed: int, extra: list[str] | None = 
         result = train(preset, Path(tmp) / "run")
         elapsed = time.perf_counter() - started
     return result.global_step / elapsed
+
+
+def write_curves(path: Path, curves: list[tuple[int, list[tuple[int, float]]]]) -> None:
+    """Save (seed, [(step, eval return), ...]) curves as a CSV: step, seed, eval_return."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "seed", "eval_return"])
+        for seed, curve in curves:
+            writer.writerows((step, seed, f"{value:.6f}") for step, value in curve)
+
+
+def read_curves(path: Path) -> tuple[list[int], np.ndarray]:
+    """A learning-curve CSV (step, seed, eval_return) as its steps and a seeds x steps table."""
+    runs: dict[int, dict[int, float]] = {}
+    with path.open() as f:
+        for row in csv.DictReader(f):
+            runs.setdefault(int(row["seed"]), {})[int(row["step"])] = float(row["eval_return"])
+    steps = sorted({s for curve in runs.values() for s in curve})
+    table = np.array([[curve.get(s, np.nan) for s in steps] for curve in runs.values()])
+    return steps, table
+
+
+def plot_curves(
+    curves: list[tuple[str, list[int], np.ndarray]],
+    path: Path,
+    title: str,
+    target: float | None = None,
+) -> None:
+    """Mean over seeds with a min-to-max band for each (label, steps, table); saved as PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, steps, table in curves:
+        (line,) = ax.plot(steps, np.nanmean(table, axis=0), label=f"{label} ({len(table)} seeds)")
+        if len(table) > 1:
+            low, high = np.nanmin(table, 0), np.nanmax(table, 0)
+            ax.fill_between(steps, low, high, alpha=0.25, color=line.get_color())
+    if target is not None:
+        ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
+    ax.set_xlabel("environment steps")
+    ax.set_ylabel("deterministic evaluation return")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)

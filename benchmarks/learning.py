@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, shown
+from common import RESULTS, plot_curves, read_curves, shown, write_curves
 
 
 def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, list[tuple[int, float]], float]:
@@ -67,17 +67,10 @@ def main() -> None:
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
         results = sorted(pool.map(run_seed, jobs))
 
-    args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / f"{label}.csv"
-    with csv_path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "seed", "eval_return"])
-        for seed, curve, _ in results:
-            for step, value in curve:
-                writer.writerow([step, seed, f"{value:.6f}"])
+    write_curves(csv_path, [(seed, curve) for seed, curve, _ in results])
 
-    steps = sorted({s for _, curve, _ in results for s, _ in curve})
-    table = np.array([[dict(curve).get(s, np.nan) for s in steps] for _, curve, _ in results])
+    steps, table = read_curves(csv_path)
     mean = np.nanmean(table, axis=0)
     print(f"{label}: {len(seeds)} seeds, overrides {args.overrides or 'none'}")
     for seed, curve, wall in results:
@@ -96,23 +89,8 @@ def main() -> None:
             hit = next((s for s, v in curve if v >= args.target), None)
             print(f"    seed {seed}: {'never' if hit is None else f'step {hit:,}'}")
 
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4))
-    ax.plot(steps, mean, label=f"mean of {len(seeds)} seeds")
-    ax.fill_between(steps, np.nanmin(table, 0), np.nanmax(table, 0), alpha=0.25, label="min to max")
-    if args.target is not None:
-        ax.axhline(args.target, color="grey", linestyle="--", linewidth=1, label="target")
-    ax.set_xlabel("environment steps")
-    ax.set_ylabel("deterministic evaluation return")
-    ax.set_title(label)
-    ax.legend(loc="lower right")
-    fig.tight_layout()
     png_path = args.out / f"{label}.png"
-    fig.savefig(png_path, dpi=120)
+    plot_curves([(label, steps, table)], png_path, label, args.target)
     print(f"saved {shown(csv_path)} and {shown(png_path)}")
 
 

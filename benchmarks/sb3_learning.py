@@ -14,12 +14,11 @@ that ``plot_curves.py`` can draw both on one figure.
 from __future__ import annotations
 
 import argparse
-import csv
 import multiprocessing as mp
 import time
 from pathlib import Path
 
-from common import RESULTS, shown
+from common import RESULTS, shown, write_curves
 
 
 def run_seed(args: tuple[str, list[str], int, int]) -> tuple[int, list[tuple[int, float]], float]:
@@ -98,13 +97,8 @@ def main() -> None:
     jobs = [(args.preset, args.overrides, s, args.steps) for s in seeds]
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
         results = sorted(pool.map(run_seed, jobs))
-    args.out.mkdir(parents=True, exist_ok=True)
     csv_path = args.out / f"{label}.csv"
-    with csv_path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "seed", "eval_return"])
-        for seed, curve, _ in results:
-            writer.writerows((step, seed, f"{value:.6f}") for step, value in curve)
+    write_curves(csv_path, [(seed, curve) for seed, curve, _ in results])
     for seed, curve, wall in results:
         best = max((v for _, v in curve), default=float("nan"))
         print(f"  seed {seed}: final {curve[-1][1]:.1f}, best {best:.1f}, {wall:.0f} s")
