@@ -7,7 +7,9 @@ one PyTorch thread each, one after the other in this one process. Prints both th
 and their ratio and appends them to ``benchmarks/results/throughput.csv``.
 
 With ``--algo fsac``: FSAC (11 bins, independent) against SB3 SAC with continuous
-actions, the same network sizes, batch size, learning starts and steps.
+actions, the same network sizes, batch size, learning starts and steps; then the
+floating-point operations of one gradient step of each, and the ratio that farl could reach
+if nothing but its update's arithmetic cost time (``results/fsac_arithmetic.csv``).
 
     pip install -e ".[bench]"
     python benchmarks/throughput.py --steps 32768
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from typing import Any
 
 import torch
 from common import RESULTS as RESULTS_DIR
@@ -28,6 +31,7 @@ from farl_cli.config import FPPOConfig, FSACConfig, load_preset
 from farl_cli.envs import make_factored_env
 
 RESULTS = RESULTS_DIR / "throughput.csv"
+ARITHMETIC = RESULTS_DIR / "fsac_arithmetic.csv"
 
 
 def sb3_ppo(steps: int, seed: int) -> float:
@@ -70,17 +74,15 @@ def sb3_ppo(steps: int, seed: int) -> float:
     return model.num_timesteps / elapsed
 
 
-def sb3_sac(steps: int, seed: int, learning_starts: int) -> float:
-    """SB3 SAC with continuous actions and the same sizes, set-up included."""
+def sb3_sac_model(seed: int, learning_starts: int) -> Any:
+    """SB3 SAC with continuous actions, sized and tuned as ``halfcheetah-fsac``."""
     from stable_baselines3 import SAC
 
     from farl_cli.envs import make_env
 
-    preset = load_preset("halfcheetah-fsac")
-    cfg = preset.agent
+    cfg = load_preset("halfcheetah-fsac").agent
     assert isinstance(cfg, FSACConfig)
-    started = time.perf_counter()
-    model = SAC(
+    return SAC(
         "MlpPolicy",
         make_env("halfcheetah"),
         learning_rate=cfg.learning_rate,
@@ -96,8 +98,53 @@ def sb3_sac(steps: int, seed: int, learning_starts: int) -> float:
         device="cpu",
         verbose=0,
     )
+
+
+def sb3_sac(steps: int, seed: int, learning_starts: int) -> float:
+    """SB3 SAC's environment steps per second, set-up included."""
+    started = time.perf_counter()
+    model = sb3_sac_model(seed, learning_starts)
     model.learn(total_timesteps=steps)
     return model.num_timesteps / (time.perf_counter() - started)
+
+
+def update_flops() -> tuple[float, float]:
+    """Floating-point operations of one gradient step: farl FSAC's and SB3 SAC's."""
+    import numpy as np
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from farl_cli.agents import make_agent
+    from farl_cli.agents.fsac import FSACAgent
+    from farl_cli.training import probe_env
+
+    preset = load_preset("halfcheetah-fsac")
+    obs_dim, space = probe_env(preset.env)
+    agent = make_agent(preset, obs_dim, space)
+    assert isinstance(agent, FSACAgent)
+    rng = np.random.default_rng(0)
+    batch_size = preset.agent.batch_size
+    obs = rng.normal(size=(batch_size, obs_dim)).astype(np.float32)
+    actions = rng.integers(0, space.sizes, size=(batch_size, space.n_dims))
+    agent.buffer.add(obs, actions, np.zeros(batch_size), obs, np.zeros(batch_size, bool))
+    with FlopCounterMode(display=False) as ours:
+        agent.update(agent.buffer.sample(batch_size))
+    model = sb3_sac_model(0, learning_starts=10 * batch_size)
+    model.learn(total_timesteps=batch_size)  # fills the buffer, no gradient step yet
+    with FlopCounterMode(display=False) as theirs:
+        model.train(gradient_steps=1, batch_size=batch_size)
+    return float(ours.get_total_flops()), float(theirs.get_total_flops())
+
+
+def matmul_rate(size: int = 256, repeats: int = 2000) -> float:
+    """Floating-point operations per second of this machine's ``size``-square matrix
+    products on one thread: the pace of the networks' arithmetic."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    for _ in range(100):
+        a @ b
+    started = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -151,6 +198,16 @@ def compare_fsac(args: argparse.Namespace) -> None:
         f"ratio farl / SB3: {ours / theirs:.2f}x over {args.steps:,} steps each, "
         f"{args.steps - args.learning_starts:,} gradient steps"
     )
+    # the arithmetic both must do bounds the ratio: FSAC at zero overhead and free env steps
+    ours_flops, theirs_flops = update_flops()
+    rate = matmul_rate()
+    floor_ms = 1e3 * ours_flops / rate
+    print(
+        f"one gradient step: farl {ours_flops / 1e6:.0f} MFLOP, SB3 {theirs_flops / 1e6:.0f} "
+        f"MFLOP; matrix products here run at {rate / 1e9:.0f} GFLOP/s, so farl's update "
+        f"costs at least {floor_ms:.1f} ms and the ratio cannot exceed "
+        f"{1e3 / theirs / floor_ms:.2f}x"
+    )
     append_row(
         RESULTS,
         {
@@ -164,7 +221,18 @@ def compare_fsac(args: argparse.Namespace) -> None:
             "python": platform.python_version(),
         },
     )
-    print(f"saved to {shown(RESULTS)}")
+    append_row(
+        ARITHMETIC,
+        {
+            "benchmark": "fsac-halfcheetah-11bins-vs-sac-continuous",
+            "farl_mflop_per_update": f"{ours_flops / 1e6:.0f}",
+            "sb3_mflop_per_update": f"{theirs_flops / 1e6:.0f}",
+            "matmul_gflops": f"{rate / 1e9:.0f}",
+            "farl_floor_ms": f"{floor_ms:.2f}",
+            "ratio_ceiling": f"{1e3 / theirs / floor_ms:.2f}",
+        },
+    )
+    print(f"saved to {shown(RESULTS)} and {shown(ARITHMETIC)}")
 
 
 if __name__ == "__main__":
