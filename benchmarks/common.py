@@ -7,10 +7,12 @@ import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+import torch
 
-from farl_cli.config import load_preset
+from farl_cli.config import FSACConfig, Preset, load_preset
 from farl_cli.training import train
 
 RESULTS = Path(__file__).parent / "results"
@@ -54,6 +56,32 @@ def farl_run(preset_name: str, steps: int, seed: int, extra: list[str] | None = 
         result = train(preset, Path(tmp) / "run")
         elapsed = time.perf_counter() - started
     return result.global_step / elapsed
+
+
+def sb3_sac(preset: Preset, seed: int, **overrides: Any) -> Any:
+    """Stable-Baselines3 SAC with continuous actions on an FSAC preset's environment, with its
+    network sizes and hyperparameters (``overrides`` replace SAC's keyword arguments)."""
+    from stable_baselines3 import SAC
+
+    from farl_cli.envs import make_env
+
+    cfg = preset.agent
+    assert isinstance(cfg, FSACConfig), f"{preset.name} is not an FSAC preset"
+    kwargs: dict[str, Any] = {
+        "learning_rate": cfg.learning_rate,
+        "buffer_size": cfg.buffer_size,
+        "batch_size": cfg.batch_size,
+        "tau": cfg.tau,
+        "gamma": cfg.gamma,
+        "learning_starts": cfg.learning_starts,
+        "train_freq": cfg.update_every,
+        "gradient_steps": cfg.gradient_steps,
+        "policy_kwargs": {"net_arch": cfg.hidden_sizes, "activation_fn": torch.nn.ReLU},
+        "seed": seed,
+        "device": "cpu",
+        "verbose": 0,
+    }
+    return SAC("MlpPolicy", make_env(preset.env.name), **{**kwargs, **overrides})
 
 
 def write_curves(path: Path, curves: list[tuple[int, list[tuple[int, float]]]]) -> None:

@@ -18,7 +18,7 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
-from common import RESULTS, shown, write_curves
+from common import RESULTS, sb3_sac, shown, write_curves
 
 
 def run_seed(args: tuple[str, list[str], int, int]) -> tuple[int, list[tuple[int, float]], float]:
@@ -59,22 +59,7 @@ def run_seed(args: tuple[str, list[str], int, int]) -> tuple[int, list[tuple[int
             return True
 
     started = time.perf_counter()
-    model = SAC(
-        "MlpPolicy",
-        make_env(preset.env.name),
-        learning_rate=cfg.learning_rate,
-        buffer_size=min(cfg.buffer_size, steps),
-        batch_size=cfg.batch_size,
-        tau=cfg.tau,
-        gamma=cfg.gamma,
-        learning_starts=cfg.learning_starts,
-        train_freq=cfg.update_every,
-        gradient_steps=cfg.gradient_steps,
-        policy_kwargs={"net_arch": cfg.hidden_sizes, "activation_fn": torch.nn.ReLU},
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
+    model = sb3_sac(preset, seed, buffer_size=min(cfg.buffer_size, steps))
     model.learn(total_timesteps=steps, callback=Evaluate())
     return seed, curve, time.perf_counter() - started
 

@@ -21,13 +21,12 @@ from __future__ import annotations
 import argparse
 import platform
 import time
-from typing import Any
 
 import torch
 from common import RESULTS as RESULTS_DIR
-from common import append_row, farl_run, shown
+from common import append_row, farl_run, sb3_sac, shown
 
-from farl_cli.config import FPPOConfig, FSACConfig, load_preset
+from farl_cli.config import FPPOConfig, load_preset
 from farl_cli.envs import make_factored_env
 
 RESULTS = RESULTS_DIR / "throughput.csv"
@@ -74,36 +73,10 @@ def sb3_ppo(steps: int, seed: int) -> float:
     return model.num_timesteps / elapsed
 
 
-def sb3_sac_model(seed: int, learning_starts: int) -> Any:
-    """SB3 SAC with continuous actions, sized and tuned as ``halfcheetah-fsac``."""
-    from stable_baselines3 import SAC
-
-    from farl_cli.envs import make_env
-
-    cfg = load_preset("halfcheetah-fsac").agent
-    assert isinstance(cfg, FSACConfig)
-    return SAC(
-        "MlpPolicy",
-        make_env("halfcheetah"),
-        learning_rate=cfg.learning_rate,
-        buffer_size=cfg.buffer_size,
-        batch_size=cfg.batch_size,
-        tau=cfg.tau,
-        gamma=cfg.gamma,
-        learning_starts=learning_starts,
-        train_freq=cfg.update_every,
-        gradient_steps=cfg.gradient_steps,
-        policy_kwargs={"net_arch": cfg.hidden_sizes, "activation_fn": torch.nn.ReLU},
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
-
-
-def sb3_sac(steps: int, seed: int, learning_starts: int) -> float:
+def sb3_sac_speed(steps: int, seed: int, learning_starts: int) -> float:
     """SB3 SAC's environment steps per second, set-up included."""
     started = time.perf_counter()
-    model = sb3_sac_model(seed, learning_starts)
+    model = sb3_sac(load_preset("halfcheetah-fsac"), seed, learning_starts=learning_starts)
     model.learn(total_timesteps=steps)
     return model.num_timesteps / (time.perf_counter() - started)
 
@@ -128,7 +101,7 @@ def update_flops() -> tuple[float, float]:
     agent.buffer.add(obs, actions, np.zeros(batch_size), obs, np.zeros(batch_size, bool))
     with FlopCounterMode(display=False) as ours:
         agent.update(agent.buffer.sample(batch_size))
-    model = sb3_sac_model(0, learning_starts=10 * batch_size)
+    model = sb3_sac(preset, 0, learning_starts=10 * batch_size)
     model.learn(total_timesteps=batch_size)  # fills the buffer, no gradient step yet
     with FlopCounterMode(display=False) as theirs:
         model.train(gradient_steps=1, batch_size=batch_size)
@@ -192,7 +165,7 @@ def compare_fsac(args: argparse.Namespace) -> None:
         "halfcheetah-fsac", args.steps, args.seed, [f"agent.learning_starts={args.learning_starts}"]
     )
     print(f"farl FSAC (independent, 11 bins): {ours:8.1f} env steps/s")
-    theirs = sb3_sac(args.steps, args.seed, args.learning_starts)
+    theirs = sb3_sac_speed(args.steps, args.seed, args.learning_starts)
     print(f"SB3 SAC   (continuous actions):   {theirs:8.1f} env steps/s")
     print(
         f"ratio farl / SB3: {ours / theirs:.2f}x over {args.steps:,} steps each, "
