@@ -94,15 +94,65 @@ def write_curves(path: Path, curves: list[tuple[int, list[tuple[int, float]]]]) 
             writer.writerows((step, seed, f"{value:.6f}") for step, value in curve)
 
 
-def read_curves(path: Path) -> tuple[list[int], np.ndarray]:
-    """A learning-curve CSV (step, seed, eval_return) as its steps and a seeds x steps table."""
-    runs: dict[int, dict[int, float]] = {}
+def eval_curve(metrics_path: Path) -> list[tuple[int, float]]:
+    """The (step, eval return) pairs of one run's ``metrics.csv``."""
+    with metrics_path.open() as f:
+        return [
+            (int(row["step"]), float(row["eval_return"]))
+            for row in csv.DictReader(f)
+            if row["eval_return"]
+        ]
+
+
+def runs_curves(root: Path) -> list[tuple[int, list[tuple[int, float]]]]:
+    """(seed, curve) of every ``seed<N>/metrics.csv`` below a learning.py runs folder, so far."""
+    return sorted(
+        (int(path.parent.name.removeprefix("seed")), eval_curve(path))
+        for path in root.glob("seed*/metrics.csv")
+    )
+
+
+def read_curves(path: Path) -> list[tuple[int, list[tuple[int, float]]]]:
+    """The (seed, curve) pairs of a learning-curve CSV (step, seed, eval_return)."""
+    runs: dict[int, list[tuple[int, float]]] = {}
     with path.open() as f:
         for row in csv.DictReader(f):
-            runs.setdefault(int(row["seed"]), {})[int(row["step"])] = float(row["eval_return"])
-    steps = sorted({s for curve in runs.values() for s in curve})
-    table = np.array([[curve.get(s, np.nan) for s in steps] for curve in runs.values()])
-    return steps, table
+            runs.setdefault(int(row["seed"]), []).append(
+                (int(row["step"]), float(row["eval_return"]))
+            )
+    return sorted(runs.items())
+
+
+def tabulate(
+    curves: list[tuple[int, list[tuple[int, float]]]],
+) -> tuple[list[int], list[int], np.ndarray]:
+    """Seeds, steps and a seeds x steps table of returns (NaN where a seed has no evaluation)."""
+    steps = sorted({step for _, curve in curves for step, _ in curve})
+    table = np.array([[dict(curve).get(s, np.nan) for s in steps] for _, curve in curves])
+    return [seed for seed, _ in curves], steps, table
+
+
+def summarize(
+    label: str, seeds: list[int], steps: list[int], table: np.ndarray, target: float | None
+) -> None:
+    """Print each seed's final and best return, the mean's, and when each reached the target."""
+    mean = np.nanmean(table, axis=0)
+    print(f"{label}: {len(seeds)} seed(s)")
+    for seed, row in zip(seeds, table, strict=True):
+        done = row[~np.isnan(row)]
+        print(f"  seed {seed}: final {done[-1]:.4f}, best {done.max():.4f}")
+    best = int(np.nanargmax(mean))
+    print(
+        f"  mean over seeds: final {mean[-1]:.4f} at step {steps[-1]:,}, best {mean[best]:.4f} "
+        f"at step {steps[best]:,}"
+    )
+    if target is None:
+        return
+    reached = np.flatnonzero(mean >= target)
+    print(f"  mean first >= {target}: {f'step {steps[reached[0]]:,}' if len(reached) else 'never'}")
+    for seed, row in zip(seeds, table, strict=True):
+        hits = np.flatnonzero(row >= target)
+        print(f"    seed {seed}: {f'step {steps[hits[0]]:,}' if len(hits) else 'never'}")
 
 
 def plot_curves(

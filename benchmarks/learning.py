@@ -12,13 +12,11 @@ with the min-max band), and prints when the mean first reached the target.
 from __future__ import annotations
 
 import argparse
-import csv
 import multiprocessing as mp
 import time
 from pathlib import Path
 
-import numpy as np
-from common import RESULTS, plot_curves, read_curves, shown, write_curves
+from common import RESULTS, eval_curve, plot_curves, shown, summarize, tabulate, write_curves
 
 
 def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, list[tuple[int, float]], float]:
@@ -33,12 +31,7 @@ def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, list[tuple[in
     preset = load_preset(preset_name, [*overrides, f"train.seed={seed}"])
     started = time.perf_counter()
     result = train(preset, run_dir)
-    curve = []
-    with result.metrics_path.open() as f:
-        for row in csv.DictReader(f):
-            if row["eval_return"]:
-                curve.append((int(row["step"]), float(row["eval_return"])))
-    return seed, curve, time.perf_counter() - started
+    return seed, eval_curve(result.metrics_path), time.perf_counter() - started
 
 
 def main() -> None:
@@ -70,24 +63,11 @@ def main() -> None:
     csv_path = args.out / f"{label}.csv"
     write_curves(csv_path, [(seed, curve) for seed, curve, _ in results])
 
-    steps, table = read_curves(csv_path)
-    mean = np.nanmean(table, axis=0)
-    print(f"{label}: {len(seeds)} seeds, overrides {args.overrides or 'none'}")
-    for seed, curve, wall in results:
-        final = curve[-1][1] if curve else float("nan")
-        best = max((v for _, v in curve), default=float("nan"))
-        print(f"  seed {seed}: final {final:.4f}, best {best:.4f}, {wall:.0f} s")
-    print(
-        f"  mean over seeds: final {mean[-1]:.4f}, best {np.nanmax(mean):.4f} at step "
-        f"{steps[int(np.nanargmax(mean))]:,}"
-    )
-    if args.target is not None:
-        reached = np.flatnonzero(mean >= args.target)
-        when = f"step {steps[reached[0]]:,}" if len(reached) else "never"
-        print(f"  mean first >= {args.target}: {when}")
-        for seed, curve, _ in results:
-            hit = next((s for s, v in curve if v >= args.target), None)
-            print(f"    seed {seed}: {'never' if hit is None else f'step {hit:,}'}")
+    print(f"overrides: {args.overrides or 'none'}")
+    for seed, _, wall in results:
+        print(f"  seed {seed}: {wall:.0f} s")
+    seeds, steps, table = tabulate([(seed, curve) for seed, curve, _ in results])
+    summarize(label, seeds, steps, table, args.target)
 
     png_path = args.out / f"{label}.png"
     plot_curves([(label, steps, table)], png_path, label, args.target)

@@ -1,7 +1,11 @@
 """Several learning curves on one figure, from the CSVs of learning.py and sb3_learning.py.
 
-    python benchmarks/plot_curves.py results/hopper-fsac-200k.csv results/sb3-sac-hopper.csv \\
-        --labels "farl FSAC (11 bins)" "SB3 SAC (continuous)" --out results/hopper.png
+A source is a CSV (step, seed, eval_return) or a learning.py runs folder (its
+``seed<N>/metrics.csv``, as far as the runs have got); ``--write-csv`` saves a folder's
+curves as ``<folder name>.csv`` beside the figure.
+
+    python benchmarks/plot_curves.py results/hopper-fsac-100k.csv \\
+        results/sb3-sac-hopper-100k.csv --labels "farl FSAC" "SB3 SAC" --out results/hopper.png
 """
 
 from __future__ import annotations
@@ -9,31 +13,42 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-import numpy as np
-from common import plot_curves, read_curves, shown
+from common import (
+    plot_curves,
+    read_curves,
+    runs_curves,
+    shown,
+    summarize,
+    tabulate,
+    write_curves,
+)
 
 
 def main() -> None:
-    """Read the curves, print each one's final and best mean, save the figure."""
+    """Read the curves, print their summaries, save the figure."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("csvs", type=Path, nargs="+")
-    parser.add_argument("--labels", nargs="+", default=None, help="one per CSV (default: stem)")
+    parser.add_argument("sources", type=Path, nargs="+", help="CSV files or runs folders")
+    parser.add_argument("--labels", nargs="+", default=None, help="one per source (default: name)")
     parser.add_argument("--title", default="")
     parser.add_argument("--target", type=float, default=None)
+    parser.add_argument("--write-csv", action="store_true", help="save folders' curves as CSV")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     args = parser.parse_args()
-    labels = args.labels or [path.stem for path in args.csvs]
-    if len(labels) != len(args.csvs):
-        parser.error(f"{len(args.csvs)} CSVs but {len(labels)} labels")
+    labels = args.labels or [path.stem for path in args.sources]
+    if len(labels) != len(args.sources):
+        parser.error(f"{len(args.sources)} sources but {len(labels)} labels")
     curves = []
-    for label, path in zip(labels, args.csvs, strict=True):
-        steps, table = read_curves(path)
-        mean = np.nanmean(table, axis=0)
-        best = int(np.nanargmax(mean))
-        print(
-            f"{label}: {len(table)} seed(s), final mean {mean[-1]:.3f} at step {steps[-1]:,}, "
-            f"best mean {mean[best]:.3f} at step {steps[best]:,}"
-        )
+    for label, source in zip(labels, args.sources, strict=True):
+        if source.is_dir():
+            runs = runs_curves(source)
+            if args.write_csv:
+                csv_path = args.out.parent / f"{source.name}.csv"
+                write_curves(csv_path, runs)
+                print(f"saved {shown(csv_path)}")
+        else:
+            runs = read_curves(source)
+        seeds, steps, table = tabulate(runs)
+        summarize(label, seeds, steps, table, args.target)
         curves.append((label, steps, table))
     plot_curves(curves, args.out, args.title, args.target)
     print(f"saved {shown(args.out)}")
