@@ -169,7 +169,11 @@ def plot_curves(
 
     fig, ax = plt.subplots(figsize=(7, 4))
     for label, steps, table in curves:
-        (line,) = ax.plot(steps, np.nanmean(table, axis=0), label=f"{label} ({len(table)} seeds)")
+        (line,) = ax.plot(
+            steps,
+            np.nanmean(table, axis=0),
+            label=f"{label} ({len(table)} seed{'s' if len(table) > 1 else ''})",
+        )
         if len(table) > 1:
             low, high = np.nanmin(table, 0), np.nanmax(table, 0)
             ax.fill_between(steps, low, high, alpha=0.25, color=line.get_color())
