@@ -322,7 +322,8 @@ def enjoy_command(
     deterministic: DeterministicOpt = True,
     seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 0,
     render_3d: Annotated[
-        bool, typer.Option("--render-3d", help="Football: the engine's 3D view (slow).")
+        bool,
+        typer.Option("--render-3d", help="Football: the engine's slow 3D view, not its sketch."),
     ] = False,
 ) -> None:
     """Watch a policy play: in a window when there is a display, else recorded to a video."""
@@ -336,16 +337,14 @@ def enjoy_command(
 
     restored = restore(checkpoint)
     preset = restored.preset
-    env_cfg = preset.env
-    window = video is None and bool(os.environ.get("DISPLAY")) and env_cfg.name in MUJOCO_IDS
+    window = video is None and bool(os.environ.get("DISPLAY")) and preset.env.name in MUJOCO_IDS
+    env = make_factored_env(preset.env, render_mode="human" if window else "rgb_array")
+    # environments that draw their own episode videos (football's 2D sketch) say so
+    record_episodes = None if render_3d else getattr(env.unwrapped, "record_episodes", None)
     sketch_dir = None
-    if env_cfg.name.startswith("football") and not render_3d:
-        # the engine draws a 2D sketch of each episode itself, far faster than rendering
+    if not window and record_episodes is not None:
         sketch_dir = tempfile.mkdtemp(prefix="farl-enjoy-")
-        kwargs = {**env_cfg.kwargs, "write_video": True, "logdir": sketch_dir}
-        env_cfg = env_cfg.model_copy(update={"kwargs": kwargs})
-    render_mode = "human" if window else None if sketch_dir else "rgb_array"
-    env = make_factored_env(env_cfg, render_mode=render_mode)
+        record_episodes(sketch_dir)
     writer = None
     if not window:
         path = video or Path(f"{preset.name}-enjoy.mp4")

@@ -97,7 +97,7 @@ class FootballEnv(gym.Env):
                     representation="simple115v2",
                     rewards="scoring",
                     number_of_left_players_agent_controls=self.players,
-                    render=self.render_mode == "rgb_array",
+                    render=self.render_mode == "rgb_array" and not self.write_video,
                     write_video=self.write_video,
                     write_full_episode_dumps=self.write_video,
                     logdir=self.logdir,
@@ -140,13 +140,19 @@ class FootballEnv(gym.Env):
         info["is_success"] = score > 0
         return self._global(obs), score, bool(done and not out_of_time), bool(out_of_time), info
 
+    def record_episodes(self, directory: str) -> None:
+        """From the next episode on, let the engine draw each episode's 2D sketch video into
+        ``directory`` (far faster than rendering frames, which it then skips)."""
+        self.close()  # the engine reads these settings when it is created
+        self.write_video, self.logdir = True, directory
+
     def recorded_videos(self) -> list[Path]:
         """The 2D sketch videos the engine wrote (with ``write_video``), one per episode."""
         return sorted(Path(self.logdir).glob("*.avi"), key=lambda p: p.stat().st_mtime)
 
     def render(self) -> np.ndarray | None:
         """The engine's rendered frame (slow without a GPU)."""
-        if self.render_mode != "rgb_array" or self._engine is None:
+        if self.render_mode != "rgb_array" or self.write_video or self._engine is None:
             return None
         return self._engine.render(mode="rgb_array")
 
