@@ -91,10 +91,11 @@ def global_temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy:
 
 
 def polyak(target: nn.Module, online: nn.Module, tau: float) -> None:
-    """``target <- (1 - tau) target + tau online``, parameters and buffers alike."""
-    with torch.no_grad():
-        for t, o in zip(target.parameters(), online.parameters(), strict=True):
-            t.lerp_(o, tau)
+    """``target <- (1 - tau) target + tau online`` for every parameter, in one batched call."""
+    targets, onlines = list(target.parameters()), list(online.parameters())
+    if targets:  # the independent agent's empty up-Q list has none
+        with torch.no_grad():
+            torch._foreach_lerp_(targets, onlines, tau)
 
 
 # ---------------------------------------------------------------------- the agent
