@@ -195,23 +195,22 @@ def test_enjoy_records_a_video_headless(trained: Path, tmp_path: Path, suffix: s
     assert video.is_file() and video.stat().st_size > 1000
 
 
+def start_endless_run(run: Path, *extra: str) -> subprocess.Popen[str]:
+    """A Platform training run too long to finish, started and past its first metrics row."""
+    proc = start_farl(
+        "train", "--preset", "platform-fppo", *TINY, *extra,
+        "--total-steps", "1000000", "--run-dir", str(run), "--quiet",
+    )  # fmt: skip
+    wait_for_first_row(run / "metrics.csv")
+    return proc
+
+
 def test_ctrl_c_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None:
     import signal
 
     run = tmp_path / "run"
-    proc = start_farl(
-        "train",
-        "--preset",
-        "platform-fppo",
-        *TINY,
-        "--total-steps",
-        "1000000",
-        "--run-dir",
-        str(run),
-        "--quiet",
-    )
+    proc = start_endless_run(run)
     metrics = run / "metrics.csv"
-    wait_for_first_row(metrics)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -353,21 +352,7 @@ def test_ctrl_c_to_the_whole_group_with_worker_processes_leaves_none_behind(
     import time
 
     run = tmp_path / "async"
-    proc = start_farl(
-        "train",
-        "--preset",
-        "platform-fppo",
-        *TINY,
-        "--set",
-        "env.vector=async",
-        "--total-steps",
-        "1000000",
-        "--run-dir",
-        str(run),
-        "--quiet",
-    )
-    metrics = run / "metrics.csv"
-    wait_for_first_row(metrics)
+    proc = start_endless_run(run, "--set", "env.vector=async")
     assert len(group_members(proc.pid)) >= 3  # the main process and its two workers
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does
     _, err = proc.communicate(timeout=120)
