@@ -77,6 +77,7 @@ def _root(
 def presets_command() -> None:
     """List the bundled presets."""
     from farl_cli.config import load_preset, preset_names
+    from farl_cli.envs import is_football
 
     wide = console.width >= 120
     table = Table(title="farl presets", title_justify="left")
@@ -89,7 +90,7 @@ def presets_command() -> None:
             name,
             p.agent.algo,
             p.env.factorization or "(natural)",
-            str(p.env.bins) if p.env.name != "football-3v1" else "-",
+            "-" if is_football(p.env.name) else str(p.env.bins),
             f"{p.train.total_steps:,}",
         ]
         table.add_row(*row, p.description) if wide else table.add_row(*row)

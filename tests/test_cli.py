@@ -61,6 +61,13 @@ def test_presets_lists_every_preset() -> None:
     result = runner.invoke(app, ["presets"], terminal_width=200)
     assert result.exit_code == 0
     assert "humanoid-fsac" in result.output and "football-3v1-fppo-independent" in result.output
+    cells = {
+        row[0]: row
+        for line in result.output.splitlines()
+        if len(row := [cell.strip() for cell in line.strip("│┃ ").split("│")]) > 3
+    }
+    assert cells["football-3v1-fppo"][3] == "-"  # discrete engine actions: nothing to bin
+    assert cells["humanoid-fsac"][3] == "11"
 
 
 @pytest.mark.parametrize(

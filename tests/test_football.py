@@ -18,7 +18,7 @@ from helpers import group_members, start_farl
 from typer.testing import CliRunner
 
 from farl_cli.cli import app
-from farl_cli.envs import make_env
+from farl_cli.envs import is_football, make_env
 from farl_cli.envs.football import ACTION_NAMES, INSTALL_HINT
 from farl_cli.envs.wrappers import factorize
 from farl_cli.errors import FarlError
@@ -41,6 +41,11 @@ def test_without_the_engine_every_football_command_says_how_to_install_it(
         make_env("football-3v1")
     result = runner.invoke(app, ["inspect-actions", "football-3v1-fppo"])
     assert result.exit_code == 2 and INSTALL_HINT in result.output.replace("\n", "")
+
+
+def test_football_names_are_the_scenario_and_the_prefix_family() -> None:
+    assert is_football("football-3v1") and is_football("football:academy_corner")
+    assert not is_football("platform") and not is_football("gym:CartPole-v1")
 
 
 @needs_engine

@@ -39,6 +39,11 @@ FOOTBALL_SCENARIOS = {"football-3v1": "academy_3_vs_1_with_keeper"}
 FOOTBALL_PREFIX = "football:"
 
 
+def is_football(name: str) -> bool:
+    """Whether ``name`` is a football scenario, whose actions are discrete (no bins)."""
+    return name in FOOTBALL_SCENARIOS or name.startswith(FOOTBALL_PREFIX)
+
+
 def known_names() -> list[str]:
     """Every name ``make_env`` accepts; ``gym:<ID>`` and ``football:<scenario>`` are families."""
     return [
@@ -58,7 +63,7 @@ def make_env(name: str, *, render_mode: str | None = None, **kwargs: Any) -> gym
         return PlatformEnv(render_mode=render_mode, **kwargs)
     if name in MUJOCO_IDS:
         return _gym_make(MUJOCO_IDS[name], render_mode, kwargs)
-    if name in FOOTBALL_SCENARIOS or name.startswith(FOOTBALL_PREFIX):
+    if is_football(name):
         from farl_cli.envs.football import FootballEnv
 
         scenario = FOOTBALL_SCENARIOS.get(name) or name[len(FOOTBALL_PREFIX) :]
