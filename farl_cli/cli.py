@@ -286,6 +286,7 @@ def eval_command(
     info = {
         "checkpoint": str(checkpoint),
         "preset": restored.preset.name,
+        "env": restored.preset.env.name,
         "deterministic": deterministic,
         "seconds": elapsed,
         **stats.to_dict(),
@@ -294,14 +295,14 @@ def eval_command(
         console.print_json(json.dumps(info))
         return
     table = Table(
-        title=f"{restored.preset.name}: {stats.episodes:,} episodes "
+        title=f"{restored.preset.name} on {restored.preset.env.name}: {stats.episodes:,} episodes "
         f"({'deterministic' if deterministic else 'stochastic'}, {elapsed:.1f} s)",
         title_justify="left",
         show_header=False,
     )
     table.add_column("statistic")
     table.add_column("value", justify="right")
-    table.add_row("mean return", f"{stats.mean:.4f} ± {stats.std:.4f} (std)")
+    table.add_row(f"mean {stats.return_name}", f"{stats.mean:.4f} ± {stats.std:.4f} (std)")
     table.add_row(
         "95% confidence interval", f"{stats.mean - stats.ci95:.4f} to {stats.mean + stats.ci95:.4f}"
     )

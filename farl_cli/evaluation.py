@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import gymnasium as gym
@@ -25,6 +25,7 @@ class EvalStats:
     max: float
     mean_length: float
     success_rate: float | None
+    return_name: str = "return"  # what a return counts, from the env's metadata (football: goals)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -74,12 +75,14 @@ def evaluate(
     """Run exactly ``episodes`` episodes across ``num_envs`` environments.
 
     Each environment gets a fixed quota of episodes, so that short episodes are not
-    over-represented (which taking the first N to finish would do).
+    over-represented (which taking the first N to finish would do). An environment whose
+    ``metadata["return_name"]`` says what its return counts names the statistics after it.
     """
     num_envs = max(1, min(num_envs, episodes))
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     done = np.zeros(num_envs, dtype=np.int64)
     envs = make_vector_env([env_fn] * num_envs)
+    return_name = str(envs.envs[0].unwrapped.metadata.get("return_name", "return"))
     returns: list[float] = []
     lengths: list[int] = []
     successes: list[bool] | None = []
@@ -110,7 +113,7 @@ def evaluate(
             ep_length[ended] = 0
     finally:
         envs.close()
-    return summarize(returns, lengths, successes)
+    return replace(summarize(returns, lengths, successes), return_name=return_name)
 
 
 def episode_frames(env: gym.Env) -> list[np.ndarray]:

@@ -47,4 +47,13 @@ def test_exactly_the_requested_number_of_episodes(episodes: int, num_envs: int) 
     )
     assert stats.episodes == episodes and seen == list(range(1, episodes + 1))
     assert stats.mean == stats.mean_length  # reward 1 per step
-    assert stats.success_rate == 1.0
+    assert stats.success_rate == 1.0 and stats.return_name == "return"
+
+
+class Goals(Countdown):
+    metadata = {"return_name": "goals"}  # noqa: RUF012
+
+
+def test_statistics_are_named_after_what_the_environment_says_its_return_counts() -> None:
+    stats = evaluate(lambda o: np.zeros((len(o), 1), np.int64), Goals, 2, 1, seed=0)
+    assert stats.return_name == "goals" and stats.to_dict()["return_name"] == "goals"

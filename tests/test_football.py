@@ -151,6 +151,7 @@ def test_fppo_trains_end_to_end_with_worker_processes_and_leaves_none(tmp_path: 
     assert result.exit_code == 0, result.output
     info = json.loads(result.output)
     assert info["episodes"] == 3 and info["success_rate"] is not None
+    assert info["return_name"] == "goals" and info["env"] == "football-3v1"
     video = tmp_path / "football.mp4"  # the engine's 2D sketch, joined into one file
     result = runner.invoke(
         app,

@@ -64,7 +64,11 @@ class FootballEnv(gym.Env):
     ``info["is_success"]`` marks an episode that ended with a goal for the agent.
     """
 
-    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["rgb_array"], "render_fps": 10}
+    metadata: ClassVar[dict[str, Any]] = {
+        "render_modes": ["rgb_array"],
+        "render_fps": 10,
+        "return_name": "goals",  # farl eval reports mean goals per episode
+    }
 
     def __init__(
         self,
