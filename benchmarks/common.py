@@ -27,14 +27,25 @@ def shown(path: Path) -> str:
 
 
 def append_row(path: Path, row: dict[str, object]) -> None:
-    """Append one dated row to a CSV file, writing the header when the file is new."""
+    """Append one dated row to a CSV file, writing the header when the file is new.
+
+    A row with columns the file lacks widens the file's header; older rows leave them empty.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     full = {"date": datetime.now(UTC).strftime("%Y-%m-%d"), **row}
-    new = not path.exists()
-    with path.open("a", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(full))
-        if new:
+    old: list[str] = []
+    rows: list[dict[str, str]] = []
+    if path.exists():
+        with path.open(newline="") as f:
+            reader = csv.DictReader(f)
+            old, rows = list(reader.fieldnames or []), list(reader)
+    columns = old + [c for c in full if c not in old]
+    rewrite = columns != old
+    with path.open("w" if rewrite else "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=columns)
+        if rewrite:
             writer.writeheader()
+            writer.writerows(rows)
         writer.writerow(full)
 
 
