@@ -105,20 +105,30 @@ def write_curves(path: Path, curves: list[tuple[int, list[tuple[int, float]]]]) 
             writer.writerows((step, seed, f"{value:.6f}") for step, value in curve)
 
 
-def eval_curve(metrics_path: Path) -> list[tuple[int, float]]:
-    """The (step, eval return) pairs of one run's ``metrics.csv``."""
+def eval_curve(
+    metrics_path: Path, column: str = "eval_return", window: int | None = None
+) -> list[tuple[int, float]]:
+    """The (step, value) pairs of one column of a run's ``metrics.csv`` (evaluations by default).
+
+    With ``window``, the rows are averaged over windows of that many steps, each pair at its
+    window's end: training columns are logged often and noisily.
+    """
     with metrics_path.open() as f:
-        return [
-            (int(row["step"]), float(row["eval_return"]))
-            for row in csv.DictReader(f)
-            if row["eval_return"]
-        ]
+        rows = [(int(row["step"]), float(row[column])) for row in csv.DictReader(f) if row[column]]
+    if window is None:
+        return rows
+    windows: dict[int, list[float]] = {}
+    for step, value in rows:
+        windows.setdefault(-(-step // window) * window, []).append(value)
+    return [(end, float(np.mean(values))) for end, values in sorted(windows.items())]
 
 
-def runs_curves(root: Path) -> list[tuple[int, list[tuple[int, float]]]]:
+def runs_curves(
+    root: Path, column: str = "eval_return", window: int | None = None
+) -> list[tuple[int, list[tuple[int, float]]]]:
     """(seed, curve) of every ``seed<N>/metrics.csv`` below a learning.py runs folder, so far."""
     return sorted(
-        (int(path.parent.name.removeprefix("seed")), eval_curve(path))
+        (int(path.parent.name.removeprefix("seed")), eval_curve(path, column, window))
         for path in root.glob("seed*/metrics.csv")
     )
 
@@ -171,6 +181,7 @@ def plot_curves(
     path: Path,
     title: str,
     target: float | None = None,
+    ylabel: str = "deterministic evaluation return",
 ) -> None:
     """Mean over seeds with a min-to-max band for each (label, steps, table); saved as PNG."""
     import matplotlib
@@ -191,7 +202,7 @@ def plot_curves(
     if target is not None:
         ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
     ax.set_xlabel("environment steps")
-    ax.set_ylabel("deterministic evaluation return")
+    ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(loc="lower right")
     fig.tight_layout()

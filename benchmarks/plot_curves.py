@@ -2,7 +2,9 @@
 
 A source is a CSV (step, seed, eval_return) or a learning.py runs folder (its
 ``seed<N>/metrics.csv``, as far as the runs have got); ``--write-csv`` saves a folder's
-curves as ``<folder name>.csv`` beside the figure.
+curves as ``<folder name>.csv`` beside the figure. From runs folders, ``--column`` plots
+another column of the metrics (``train_return``, ``entropy``, ...), averaged over windows of
+``--window`` steps.
 
     python benchmarks/plot_curves.py results/hopper-fsac-100k.csv \\
         results/sb3-sac-hopper-100k.csv --labels "farl FSAC" "SB3 SAC" --out results/hopper.png
@@ -33,15 +35,20 @@ def main() -> None:
     parser.add_argument("--target", type=float, default=None)
     parser.add_argument("--write-csv", action="store_true", help="save folders' curves as CSV")
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--column", default="eval_return", help="metrics column (runs folders)")
+    parser.add_argument("--window", type=int, default=None, help="steps averaged per point")
     args = parser.parse_args()
     labels = args.labels or [path.stem for path in args.sources]
     if len(labels) != len(args.sources):
         parser.error(f"{len(args.sources)} sources but {len(labels)} labels")
+    evaluations = args.column == "eval_return"
+    if not evaluations and not all(source.is_dir() for source in args.sources):
+        parser.error("--column reads runs folders; CSV sources hold evaluations only")
     curves = []
     for label, source in zip(labels, args.sources, strict=True):
         if source.is_dir():
-            runs = runs_curves(source)
-            if args.write_csv:
+            runs = runs_curves(source, args.column, args.window)
+            if args.write_csv and evaluations:
                 csv_path = args.out.parent / f"{source.name}.csv"
                 write_curves(csv_path, runs)
                 print(f"saved {shown(csv_path)}")
@@ -50,7 +57,8 @@ def main() -> None:
         seeds, steps, table = tabulate(runs)
         summarize(label, seeds, steps, table, args.target)
         curves.append((label, steps, table))
-    plot_curves(curves, args.out, args.title, args.target)
+    ylabel = "deterministic evaluation return" if evaluations else args.column
+    plot_curves(curves, args.out, args.title, args.target, ylabel)
     print(f"saved {shown(args.out)}")
 
 
