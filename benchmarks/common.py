@@ -105,7 +105,7 @@ def write_curves(path: Path, curves: list[tuple[int, list[tuple[int, float]]]]) 
             writer.writerows((step, seed, f"{value:.6f}") for step, value in curve)
 
 
-def eval_curve(
+def metrics_curve(
     metrics_path: Path, column: str = "eval_return", window: int | None = None
 ) -> list[tuple[int, float]]:
     """The (step, value) pairs of one column of a run's ``metrics.csv`` (evaluations by default).
@@ -128,7 +128,7 @@ def runs_curves(
 ) -> list[tuple[int, list[tuple[int, float]]]]:
     """(seed, curve) of every ``seed<N>/metrics.csv`` below a learning.py runs folder, so far."""
     return sorted(
-        (int(path.parent.name.removeprefix("seed")), eval_curve(path, column, window))
+        (int(path.parent.name.removeprefix("seed")), metrics_curve(path, column, window))
         for path in root.glob("seed*/metrics.csv")
     )
 

@@ -16,7 +16,7 @@ import multiprocessing as mp
 import time
 from pathlib import Path
 
-from common import RESULTS, eval_curve, plot_curves, shown, summarize, tabulate, write_curves
+from common import RESULTS, metrics_curve, plot_curves, shown, summarize, tabulate, write_curves
 
 
 def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, list[tuple[int, float]], float]:
@@ -31,7 +31,7 @@ def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, list[tuple[in
     preset = load_preset(preset_name, [*overrides, f"train.seed={seed}"])
     started = time.perf_counter()
     result = train(preset, run_dir)
-    return seed, eval_curve(result.metrics_path), time.perf_counter() - started
+    return seed, metrics_curve(result.metrics_path), time.perf_counter() - started
 
 
 def main() -> None:
