@@ -148,8 +148,9 @@ def tabulate(
     curves: list[tuple[int, list[tuple[int, float]]]],
 ) -> tuple[list[int], list[int], np.ndarray]:
     """Seeds, steps and a seeds x steps table of returns (NaN where a seed has no evaluation)."""
-    steps = sorted({step for _, curve in curves for step, _ in curve})
-    table = np.array([[dict(curve).get(s, np.nan) for s in steps] for _, curve in curves])
+    by_step = [dict(curve) for _, curve in curves]
+    steps = sorted({step for values in by_step for step in values})
+    table = np.array([[values.get(s, np.nan) for s in steps] for values in by_step])
     return [seed for seed, _ in curves], steps, table
 
 
@@ -181,7 +182,7 @@ def plot_curves(
     path: Path,
     title: str,
     target: float | None = None,
-    ylabel: str = "deterministic evaluation return",
+    ylabel: str | None = None,
 ) -> None:
     """Mean over seeds with a min-to-max band for each (label, steps, table); saved as PNG."""
     import matplotlib
@@ -202,7 +203,7 @@ def plot_curves(
     if target is not None:
         ax.axhline(target, color="grey", linestyle="--", linewidth=1, label="target")
     ax.set_xlabel("environment steps")
-    ax.set_ylabel(ylabel)
+    ax.set_ylabel(ylabel or "deterministic evaluation return")
     ax.set_title(title)
     ax.legend(loc="lower right")
     fig.tight_layout()

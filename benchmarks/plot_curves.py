@@ -57,8 +57,7 @@ def main() -> None:
         seeds, steps, table = tabulate(runs)
         summarize(label, seeds, steps, table, args.target)
         curves.append((label, steps, table))
-    ylabel = "deterministic evaluation return" if evaluations else args.column
-    plot_curves(curves, args.out, args.title, args.target, ylabel)
+    plot_curves(curves, args.out, args.title, args.target, None if evaluations else args.column)
     print(f"saved {shown(args.out)}")
 
 

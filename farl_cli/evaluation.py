@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -32,7 +32,12 @@ class EvalStats:
         return asdict(self)
 
 
-def summarize(returns: list[float], lengths: list[int], successes: list[bool] | None) -> EvalStats:
+def summarize(
+    returns: list[float],
+    lengths: list[int],
+    successes: list[bool] | None,
+    return_name: str = "return",
+) -> EvalStats:
     """Mean, spread and a normal-approximation 95% confidence interval of the mean."""
     r = np.asarray(returns, dtype=np.float64)
     n = len(r)
@@ -47,6 +52,7 @@ def summarize(returns: list[float], lengths: list[int], successes: list[bool] | 
         max=float(r.max()),
         mean_length=float(np.mean(lengths)),
         success_rate=None if successes is None else float(np.mean(successes)),
+        return_name=return_name,
     )
 
 
@@ -113,7 +119,7 @@ def evaluate(
             ep_length[ended] = 0
     finally:
         envs.close()
-    return replace(summarize(returns, lengths, successes), return_name=return_name)
+    return summarize(returns, lengths, successes, return_name)
 
 
 def episode_frames(env: gym.Env) -> list[np.ndarray]:
