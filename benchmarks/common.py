@@ -13,6 +13,8 @@ import numpy as np
 import torch
 
 from farl_cli.config import FSACConfig, Preset, load_preset
+from farl_cli.curves import Curves, source_commit
+from farl_cli.curves import plot as curve_plot
 from farl_cli.training import train
 
 RESULTS = Path(__file__).parent / "results"
@@ -208,3 +210,56 @@ def plot_curves(
     ax.legend(loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
+
+
+def report_curves(
+    label: str, curves: Curves, out: Path, command: str, target: float | None = None
+) -> None:
+    """Save every seed's evaluations, the per-step summary and the PNG; print the summary.
+
+    Every CSV row carries the commit and the command that produced it.
+    """
+    stamp = {"commit": source_commit(), "command": command}
+    out.mkdir(parents=True, exist_ok=True)
+    seeds_path, summary_path, png_path = (
+        out / f"{label}.csv",
+        out / f"{label}-summary.csv",
+        out / f"{label}.png",
+    )
+    with seeds_path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["step", "seed", "eval_return", "eval_success", *stamp])
+        tables = zip(curves.seeds, curves.returns, curves.success, strict=True)
+        for seed, returns, success in tables:
+            for step, value, rate in zip(curves.steps, returns, success, strict=True):
+                if np.isfinite(value):
+                    rate_text = f"{rate:.4f}" if np.isfinite(rate) else ""
+                    writer.writerow([step, seed, f"{value:.6f}", rate_text, *stamp.values()])
+    summary = curves.summary()
+    with summary_path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*summary[0], *stamp])
+        writer.writeheader()
+        writer.writerows({**{k: round(v, 6) for k, v in row.items()}, **stamp} for row in summary)
+    curve_plot([(label, curves)], png_path, label, target)
+
+    print(f"{label}: {len(curves.seeds)} seed(s); {command}")
+    reached = curves.first_reaching(target) if target is not None else [None] * len(curves.seeds)
+    for seed, row, hit in zip(curves.seeds, curves.returns, reached, strict=True):
+        done = row[np.isfinite(row)]
+        line = f"  seed {seed}: final {done[-1]:.4f}, best {done.max():.4f}"
+        if target is not None:
+            line += f", first >= {target}: {f'{hit:,}' if hit is not None else 'never'}"
+            if hit is not None:
+                later = row[curves.steps.index(hit) :]
+                line += f", lowest after that {np.nanmin(later):.4f}"
+        print(line)
+    last = summary[-1]
+    print(
+        f"  at step {last['step']:,}: mean {last['mean']:.4f}, IQM {last['iqm']:.4f} "
+        f"[{last['iqm_low']:.4f}, {last['iqm_high']:.4f}] (95% bootstrap CI)"
+        + (f", solved {last['solved_fraction']:.0%}" if "solved_fraction" in last else "")
+    )
+    if target is not None:
+        hits = [row["step"] for row in summary if row["mean"] >= target]
+        print(f"  mean first >= {target}: {f'step {hits[0]:,}' if hits else 'never'}")
+    print(f"saved {shown(seeds_path)}, {shown(summary_path)} and {shown(png_path)}")

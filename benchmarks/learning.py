@@ -1,26 +1,30 @@
-"""Learning curves: train a preset over several seeds, evaluate on a schedule, plot.
+"""Learning curves: train a preset over several seeds, evaluate on a schedule, summarize.
 
 Each seed is a full ``farl train`` run (deterministic evaluation every ``train.eval_every``
 steps, ``train.eval_episodes`` episodes); seeds run in parallel worker processes. Writes
-``<out>/<label>.csv`` (step, seed, eval return) and ``<out>/<label>.png`` (mean over seeds
-with the min-max band), and prints when the mean first reached the target.
+``<out>/<label>.csv`` (every seed's evaluations), ``<out>/<label>-summary.csv`` (per step:
+mean, interquartile mean with a 95% bootstrap interval, fraction of seeds solved) and
+``<out>/<label>.png``; every row records the commit and the command that made it.
 
     pip install -e ".[bench]"
-    python benchmarks/learning.py --preset platform-fppo --seeds 5 --target 0.99
+    python benchmarks/learning.py --preset platform-fppo --seeds 10 --target 0.99
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import time
+import shlex
+import sys
 from pathlib import Path
 
-from common import RESULTS, metrics_curve, plot_curves, shown, summarize, tabulate, write_curves
+from common import RESULTS, report_curves
+
+from farl_cli.curves import Curves
 
 
-def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, list[tuple[int, float]], float]:
-    """Train one seed; return its (step, eval return) pairs and wall time."""
+def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, Path]:
+    """Train one seed; return where its metrics are."""
     import torch
 
     from farl_cli.config import load_preset
@@ -29,13 +33,12 @@ def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, list[tuple[in
     torch.set_num_threads(1)
     preset_name, overrides, seed, run_dir = args
     preset = load_preset(preset_name, [*overrides, f"train.seed={seed}"])
-    started = time.perf_counter()
     result = train(preset, run_dir)
-    return seed, metrics_curve(result.metrics_path), time.perf_counter() - started
+    return seed, result.metrics_path
 
 
 def main() -> None:
-    """Run the seeds, save CSV and PNG, print the summary."""
+    """Run the seeds, save CSVs and PNG, print the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--preset", required=True)
     parser.add_argument("--seeds", type=int, default=3)
@@ -53,25 +56,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
+    command = shlex.join(["python", "benchmarks/learning.py", *sys.argv[1:]])
     label = args.label or args.preset
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     runs_root = args.out / "runs" / label
     jobs = [(args.preset, args.overrides, s, runs_root / f"seed{s}") for s in seeds]
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
-        results = sorted(pool.map(run_seed, jobs))
-
-    csv_path = args.out / f"{label}.csv"
-    write_curves(csv_path, [(seed, curve) for seed, curve, _ in results])
-
-    print(f"overrides: {args.overrides or 'none'}")
-    for seed, _, wall in results:
-        print(f"  seed {seed}: {wall:.0f} s")
-    seeds, steps, table = tabulate([(seed, curve) for seed, curve, _ in results])
-    summarize(label, seeds, steps, table, args.target)
-
-    png_path = args.out / f"{label}.png"
-    plot_curves([(label, steps, table)], png_path, label, args.target)
-    print(f"saved {shown(csv_path)} and {shown(png_path)}")
+        runs = pool.map(run_seed, jobs)
+    report_curves(label, Curves.from_runs(runs), args.out, command, args.target)
 
 
 if __name__ == "__main__":

@@ -147,7 +147,11 @@ def test_an_update_happens_once_per_rollout() -> None:
         agent.explore(obs)
         results.append(agent.observe(obs, obs, np.ones(2), np.zeros(2, bool), np.zeros(2, bool)))
     assert [r is not None for r in results] == [False, False, False, True] * 2
-    assert set(results[3]) == set(FPPOAgent.metric_names)
+    assert set(results[3]) == set(agent.metric_names)
+    # the per-head entropies add up to the joint one (Proposition 1.1)
+    heads = [results[3][f"entropy_{i}"] for i in range(agent.space.n_dims)]
+    assert len(heads) >= 2
+    assert sum(heads) == pytest.approx(results[3]["entropy"], rel=1e-5)
     assert agent.updates == 2
 
 

@@ -63,13 +63,17 @@ def ppo_loss(
 class FPPOAgent(PolicyActor):
     """Factored PPO: ``explore`` and ``observe`` while training, ``act`` to evaluate."""
 
-    metric_names = ("policy_loss", "value_loss", "entropy", "kl", "clip_fraction")
     stateful = ("policy", "value", "normalizer", "optimizer")
 
     def __init__(self, obs_dim: int, space: FactoredSpace, cfg: FPPOConfig, num_envs: int):
         self.cfg = cfg
         self.space = space
         self.num_envs = num_envs
+        # per-head entropies too: a head that collapses alone is hidden in the sum
+        self.metric_names: tuple[str, ...] = (
+            "policy_loss", "value_loss", "entropy", "kl", "clip_fraction",
+            *(f"entropy_{i}" for i in range(space.n_dims)),
+        )  # fmt: skip
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
         self.policy = FactoredPolicy(obs_dim, space, cfg.hidden_sizes, cfg.activation)
@@ -173,11 +177,12 @@ class FPPOAgent(PolicyActor):
                     adv = (adv - adv.mean()) / (adv.std() + 1e-8)
                 actions = actions_all[mb]
                 dist = self.policy(obs[mb]).conditionals(actions)
+                entropy_dims = dist.entropy_dims()
                 loss, parts = ppo_loss(
                     log_probs=dist.log_prob(actions),
                     old_log_probs=old_log_probs[mb],
                     advantages=adv,
-                    entropy=dist.entropy(),  # Prop. 1.1, or 1.2 along the stored sequence
+                    entropy=entropy_dims.sum(-1),  # Prop. 1.1, or 1.2 along the stored sequence
                     kl=old_all.select(mb).kl(dist),  # KL(pi_old || pi): Prop. 2.1, or 2.2
                     values=self.value(obs[mb]),
                     returns=ret_all[mb],
@@ -187,6 +192,8 @@ class FPPOAgent(PolicyActor):
                 loss.backward()
                 nn.utils.clip_grad_norm_(self.parameters, cfg.max_grad_norm)
                 self.optimizer.step()
+                head_entropy = entropy_dims.detach().mean(0)
+                parts.update({f"entropy_{i}": h for i, h in enumerate(head_entropy)})
                 totals += torch.stack([parts[name].detach() for name in self.metric_names])
                 n_minibatches += 1
         self.updates += 1
