@@ -72,9 +72,13 @@ class FSACConfig(_Section):
     tau: Annotated[float, Field(gt=0, le=1)] = 0.005
     entropy_target_beta: UnitInterval = 0.5
     initial_alpha: PositiveFloat = 0.1
-    # Autoregressive only: the top MDP's temperature, learned by eq. 12 (the paper) or tied
-    # to the mean of the per-head temperatures, which keeps top and bottom soft values equal.
-    top_alpha: Literal["learned", "tied"] = "learned"
+    # Autoregressive only: the top MDP's temperature, learned by eq. 12 (the paper), tied
+    # to the mean of the per-head temperatures, or "heads": the up-Q target weighs each
+    # head's log-probability by that head's temperature, with no top temperature at all.
+    top_alpha: Literal["learned", "tied", "heads"] = "learned"
+    # Soft critic targets (the paper) or targets without entropy terms ("decoupled"): the
+    # temperatures then act on the policy's loss alone and cannot widen the Q-value gaps.
+    entropy_in_targets: bool = True
     hidden_sizes: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
     activation: Literal["relu", "tanh"] = "relu"
     buffer_size: PositiveInt = 1_000_000

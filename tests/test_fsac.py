@@ -19,6 +19,7 @@ from farl_cli.agents.fsac import (
     soft_values,
     sub_q_targets,
     temperature_losses,
+    top_entropy_term,
     up_q_target,
 )
 from farl_cli.config import FSACConfig
@@ -86,10 +87,25 @@ def test_sub_q_targets_policy_and_temperature_losses_against_loops() -> None:
 def test_up_q_target_and_global_temperature_loss_against_formulas() -> None:
     r, d = torch.tensor([1.0, 2.0]), torch.tensor([False, True])
     q_next, logp = torch.tensor([3.0, 5.0]), torch.tensor([-1.5, -0.5])
-    target = up_q_target(r, d, 0.99, q_next, logp, torch.tensor(0.2))
+    target = up_q_target(r, d, 0.99, q_next, 0.2 * logp)
     torch.testing.assert_close(target, torch.tensor([1.0 + 0.99 * (3.0 + 0.2 * 1.5), 2.0]))
     loss = global_temperature_loss(torch.tensor(math.log(0.2)), logp, 2.0)
     torch.testing.assert_close(loss, torch.tensor([-0.2 * 0.5, -0.2 * 1.5]))
+
+
+def test_top_entropy_term_for_each_way_of_weighing_the_heads() -> None:
+    log_probs = torch.tensor([[-1.0, -2.0], [-0.5, -0.25]])
+    alpha = torch.tensor([0.1, 0.4])
+    torch.testing.assert_close(
+        top_entropy_term(log_probs, alpha, torch.tensor(0.3), True), 0.3 * log_probs.sum(-1)
+    )
+    torch.testing.assert_close(
+        top_entropy_term(log_probs, alpha, None, True),
+        torch.tensor([0.1 * -1.0 + 0.4 * -2.0, 0.1 * -0.5 + 0.4 * -0.25]),
+    )
+    torch.testing.assert_close(
+        top_entropy_term(log_probs, alpha, torch.tensor(0.3), False), torch.zeros(2)
+    )
 
 
 def test_intermediate_targets_shift_by_one_head() -> None:
@@ -145,12 +161,16 @@ def test_target_networks_move_by_exactly_tau() -> None:
     assert torch.equal(target.weight, source.weight) and not torch.equal(w, source.weight)
 
 
-def test_independent_critic_loss_against_a_direct_computation() -> None:
-    a = agent("independent", sizes=(2, 3, 4))
+@pytest.mark.parametrize("entropy_in_targets", [True, False])
+def test_independent_critic_loss_against_a_direct_computation(entropy_in_targets: bool) -> None:
+    a = agent("independent", sizes=(2, 3, 4), entropy_in_targets=entropy_in_targets)
     fill(a)
+    with torch.no_grad():
+        a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
     batch = a.buffer.sample(8)
     obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
-    alpha = a.log_alpha.exp().detach()
+    # decoupled targets drop the entropy term: V^i = pi^i(.)^T Q^i(.)
+    alpha = a.log_alpha.exp().detach() * float(entropy_in_targets)
     with torch.no_grad():
         expected = 0.0
         for twin in a.sub_q:
@@ -165,35 +185,36 @@ def test_independent_critic_loss_against_a_direct_computation() -> None:
                     y = batch["rewards"][b] + 0.99 * (1 - float(batch["terminated"][b])) * v
                     q = twin(obs[b : b + 1])[0, i, acts[b, i]]
                     expected += float((q - y) ** 2) / 8
-        # the fast path, as the update computes it
-        d = a.policy(nxt)
-        q_next = torch.min(a.sub_q_target[0](nxt), a.sub_q_target[1](nxt))
-        targets = sub_q_targets(
-            batch["rewards"],
-            batch["terminated"],
-            0.99,
-            soft_values(d.probs, d.log_probs0, q_next, alpha),
-        )
-        fast = sum(
-            (q(obs).gather(-1, acts.unsqueeze(-1)).squeeze(-1) - targets).pow(2).mean(0).sum()
-            for q in a.sub_q
-        )
+        fast, _ = a.independent_critic_loss(obs, acts, batch, nxt)
     assert float(fast) == pytest.approx(expected, rel=1e-5)
 
 
-def log_prob_head_by_head(a: FSACAgent, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+def log_probs_head_by_head(a: FSACAgent, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
+    """``log pi^i(a^i | u^{i-1})`` of one state's action, head by head, ``[k]``."""
     emb = a.policy.torso(obs)
-    total = torch.zeros(())
-    for i, n in enumerate(a.space.sizes):
-        logits = a.policy.heads.head(emb, act, i)[0, :n]
-        total = total + torch.log_softmax(logits, -1)[act[0, i]]
-    return total
+    return torch.stack(
+        [
+            torch.log_softmax(a.policy.heads.head(emb, act, i)[0, :n], -1)[act[0, i]]
+            for i, n in enumerate(a.space.sizes)
+        ]
+    )
 
 
-def test_autoregressive_critic_losses_against_a_head_by_head_computation() -> None:
+@pytest.mark.parametrize(
+    ("top_alpha", "entropy_in_targets"),
+    [("learned", True), ("tied", True), ("heads", True), ("learned", False)],
+)
+def test_autoregressive_critic_losses_against_a_head_by_head_computation(
+    top_alpha: str, entropy_in_targets: bool
+) -> None:
     sizes = (3, 4, 2)
-    a = agent("autoregressive", sizes=sizes)
+    a = agent(
+        "autoregressive", sizes=sizes, top_alpha=top_alpha, entropy_in_targets=entropy_in_targets
+    )
     fill(a)
+    with torch.no_grad():  # unequal temperatures, so that each way of weighing them differs
+        a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.05, 0.6])))
+        a.log_alpha_global.copy_(torch.log(torch.tensor(0.9)))
     batch = a.buffer.sample(8)
     obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
     torch.manual_seed(7)
@@ -201,7 +222,8 @@ def test_autoregressive_critic_losses_against_a_head_by_head_computation() -> No
     torch.manual_seed(7)
     with torch.no_grad():
         a_next = a.policy(nxt).sample()  # the same draw as inside the fast path
-        alpha, alpha_g = a.log_alpha.exp(), a.log_alpha_global.exp()
+        alpha = a.log_alpha.exp() * float(entropy_in_targets)  # decoupled: no entropy terms
+        alpha_g = {"learned": a.log_alpha_global.exp(), "tied": a.log_alpha.exp().mean()}
         sub = cons = up = 0.0
         for t in range(2):
             twin_q, twin_up = a.sub_q[t], a.up_q[t]
@@ -220,9 +242,14 @@ def test_autoregressive_critic_losses_against_a_head_by_head_computation() -> No
                 last = len(sizes) - 1  # eq. 10: Q^n tracks min Q^U(s, a)
                 q_n = twin_q.heads.head(twin_q.torso(s), act, last)[0, act[0, last]]
                 cons += float((q_n - torch.min(a.up_q[0](s, act), a.up_q[1](s, act))) ** 2) / 8
-                # eqs. 4, 5: r + gamma (1 - d) (min Q^U_target(s', a') - alpha log pi(a'|s'))
+                # eqs. 4, 5: r + gamma (1 - d) (min Q^U_target(s', a') - E(a'|s')), where E is
+                # alpha log pi(a'|s'), or sum_i alpha_i log pi^i(a'^i|u'^{i-1}) (heads)
                 v = torch.min(a.up_q_target[0](s2, a2), a.up_q_target[1](s2, a2))
-                v = v - alpha_g * log_prob_head_by_head(a, s2, a2)
+                head_log_probs = log_probs_head_by_head(a, s2, a2)
+                if top_alpha == "heads":
+                    v = v - (alpha * head_log_probs).sum()
+                elif entropy_in_targets:
+                    v = v - alpha_g[top_alpha] * head_log_probs.sum()
                 y = batch["rewards"][b] + 0.99 * (1 - float(batch["terminated"][b])) * v
                 up += float((twin_up(s, act) - y) ** 2) / 8
     fast = {k: v.detach() for k, v in fast.items()}

@@ -76,13 +76,34 @@ def up_q_target(
     terminated: Tensor,
     gamma: float,
     q_up_next: Tensor,
-    log_prob_next: Tensor,
-    alpha: Tensor,
+    entropy_term_next: Tensor,
 ) -> Tensor:
-    """Equations 4 and 5 for ``Q^U``: ``r + gamma (1 - done) (Q^U(s', a') - alpha log pi(a'|s'))``
-    with ``a'`` one action sampled from the current policy."""
-    v_next = q_up_next - alpha * log_prob_next
-    return rewards + gamma * (1.0 - terminated.float()) * v_next
+    """Equations 4 and 5 for ``Q^U``: ``r + gamma (1 - done) (Q^U(s', a') - E(a'|s'))`` with
+    ``a'`` one action sampled from the current policy.
+
+    ``E`` is the temperature-weighted log-probability of ``a'``: ``alpha log pi(a'|s')`` in
+    the paper, ``sum_i alpha_i log pi^i(a'^i|u'^{i-1})`` with ``top_alpha: heads``, zero
+    without entropy in the targets (:func:`top_entropy_term`).
+    """
+    return rewards + gamma * (1.0 - terminated.float()) * (q_up_next - entropy_term_next)
+
+
+def top_entropy_term(
+    log_prob_dims: Tensor, alpha: Tensor, top_alpha: Tensor | None, entropy_in_targets: bool
+) -> Tensor:
+    """The entropy term of the up-Q target for actions with per-head log-probs ``[B, k]``.
+
+    With a top temperature (learned by eq. 12, or tied to the heads): ``alpha log pi(a|s)``.
+    Without one (``top_alpha: heads``): each head's log-probability weighted by its own
+    temperature, which is exactly the entropy the bottom MDP's chain of soft values collects
+    along the same sequence, so the top and bottom soft values agree and no temperature is
+    left without feedback. Zero when the critics learn without entropy terms.
+    """
+    if not entropy_in_targets:
+        return torch.zeros_like(log_prob_dims[:, 0])
+    if top_alpha is None:
+        return (alpha * log_prob_dims).sum(-1)
+    return top_alpha * log_prob_dims.sum(-1)
 
 
 def global_temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy: float) -> Tensor:
@@ -215,21 +236,28 @@ class FSACAgent(PolicyActor):
         loss.backward()
         optimizer.step()
 
-    def _update_independent(
+    def independent_critic_loss(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
-    ) -> dict[str, float]:
-        cfg, alpha = self.cfg, self.log_alpha.exp().detach()
-        # critics: eq. 5 with Q^i and the soft values V^i of eq. 6, all dimensions at once
+    ) -> tuple[Tensor, list[Tensor]]:
+        """Equation 5 with ``Q^i`` and the soft values ``V^i`` of eq. 6, all dimensions at
+        once, summed over the twins; also the twins' outputs ``[B, k, max_n]`` at ``obs``."""
         with torch.no_grad():
             nxt = self.policy(next_obs)
             q_next = torch.min(self.sub_q_target[0](next_obs), self.sub_q_target[1](next_obs))
-            v_next = soft_values(nxt.probs, nxt.log_probs0, q_next, alpha)
-            targets = sub_q_targets(batch["rewards"], batch["terminated"], cfg.gamma, v_next)
+            v_next = soft_values(nxt.probs, nxt.log_probs0, q_next, self.target_alpha())
+            targets = sub_q_targets(batch["rewards"], batch["terminated"], self.cfg.gamma, v_next)
         index = actions.unsqueeze(-1)
-        q_all = [q(obs) for q in self.sub_q]  # [B, k, max_n] each
+        q_all = [q(obs) for q in self.sub_q]
         q_loss = sum(
             (q.gather(-1, index).squeeze(-1) - targets).pow(2).mean(0).sum() for q in q_all
         )
+        return q_loss, q_all  # type: ignore[return-value]
+
+    def _update_independent(
+        self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
+    ) -> dict[str, float]:
+        alpha = self.log_alpha.exp().detach()
+        q_loss, q_all = self.independent_critic_loss(obs, actions, batch, next_obs)
         self._step(self.critic_optimizer, q_loss)
         # policy: eq. 11 per dimension, against the twin minimum of the same critic pass
         dist = self.policy(obs)
@@ -252,16 +280,25 @@ class FSACAgent(PolicyActor):
             "entropy": float(dist.entropy().mean().detach()),
         }
 
-    def top_alpha(self) -> Tensor:
-        """The top MDP's temperature: learned (eq. 12) or the mean of the per-head ones.
+    def top_alpha(self) -> Tensor | None:
+        """The top MDP's temperature: learned (eq. 12), the mean of the per-head ones
+        (``tied``), or None where each head's own temperature weighs its term (``heads``).
 
         Nothing in the policy's update feeds back on a learned top temperature, and on
         Platform it can grow without bound (see the README); tying it to the per-head
-        temperatures makes the top MDP's soft value equal the bottom MDP's chain of them.
+        temperatures, or weighting each head by its own, keeps the top MDP's soft value
+        equal to the bottom MDP's chain of them.
         """
         if self.cfg.top_alpha == "tied":
             return self.log_alpha.exp().mean().detach()
+        if self.cfg.top_alpha == "heads":
+            return None
         return self.log_alpha_global.exp().detach()
+
+    def target_alpha(self) -> Tensor:
+        """The per-head temperatures inside the critics' targets: zero when decoupled."""
+        alpha = self.log_alpha.exp().detach()
+        return alpha if self.cfg.entropy_in_targets else torch.zeros_like(alpha)
 
     def autoregressive_critic_losses(
         self,
@@ -276,7 +313,7 @@ class FSACAgent(PolicyActor):
         ``dist`` is the policy at ``obs`` when the caller has it already (one torso pass).
         """
         cfg = self.cfg
-        alpha, alpha_global = self.log_alpha.exp().detach(), self.top_alpha()
+        alpha = self.target_alpha()
         dist = self.policy(obs) if dist is None else dist
         with torch.no_grad():
             # eq. 9: V^{i+1}(u^i) along the stored action's prefixes, from the target sub-Qs
@@ -292,10 +329,13 @@ class FSACAgent(PolicyActor):
             q_up_next = torch.min(
                 self.up_q_target[0](next_obs, a_next), self.up_q_target[1](next_obs, a_next)
             )
-            up_targets = up_q_target(
-                batch["rewards"], batch["terminated"], cfg.gamma, q_up_next,
-                nxt.log_prob(a_next), alpha_global,
+            entropy_next = top_entropy_term(
+                nxt.conditionals(a_next).log_prob_dims(a_next),
+                alpha, self.top_alpha(), cfg.entropy_in_targets,
             )  # fmt: skip
+            up_targets = up_q_target(
+                batch["rewards"], batch["terminated"], cfg.gamma, q_up_next, entropy_next
+            )
         index = actions.unsqueeze(-1)
         q_up = [up(obs, actions) for up in self.up_q]
         # eq. 10: the last sub-Q tracks the up Q-value of the stored action (no gradient to it)
@@ -347,7 +387,7 @@ class FSACAgent(PolicyActor):
             "entropy": float(-log_prob.mean()),
             "up_q_loss": float(up_loss.detach()),
             "consistency_loss": float(consistency_loss.detach()),
-            "alpha_global": float(alpha_global),
+            "alpha_global": float("nan") if alpha_global is None else float(alpha_global),
         }
 
     # ------------------------------------------------------------------ persistence
