@@ -9,6 +9,7 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
 
@@ -83,7 +84,22 @@ def evaluate(
     Each environment gets a fixed quota of episodes, so that short episodes are not
     over-represented (which taking the first N to finish would do). An environment whose
     ``metadata["return_name"]`` says what its return counts names the statistics after it.
+    ``seed`` seeds the episodes and a stochastic policy's sampling, without touching the
+    caller's random generator (training evaluates in the middle of its own stream).
     """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _evaluate(act, env_fn, episodes, num_envs, seed, on_episode)
+
+
+def _evaluate(
+    act: Callable[[np.ndarray], np.ndarray],
+    env_fn: Callable[[], gym.Env],
+    episodes: int,
+    num_envs: int,
+    seed: int,
+    on_episode: Callable[[int], None] | None,
+) -> EvalStats:
     num_envs = max(1, min(num_envs, episodes))
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     done = np.zeros(num_envs, dtype=np.int64)
@@ -139,7 +155,9 @@ def play(
     on_frames: Callable[[list[np.ndarray]], None] | None = None,
     on_episode: Callable[[int, float, int, dict[str, Any]], None] | None = None,
 ) -> list[float]:
-    """Play whole episodes in one environment, handing over frames as they come."""
+    """Play whole episodes in one environment, handing over frames as they come; ``seed``
+    seeds the first episode and a stochastic policy's sampling."""
+    torch.manual_seed(seed)
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)

@@ -57,3 +57,27 @@ class Goals(Countdown):
 def test_statistics_are_named_after_what_the_environment_says_its_return_counts() -> None:
     stats = evaluate(lambda o: np.zeros((len(o), 1), np.int64), Goals, 2, 1, seed=0)
     assert stats.return_name == "goals" and stats.to_dict()["return_name"] == "goals"
+
+
+class RewardIsAction(Countdown):
+    """Countdown whose reward is the action taken, so returns show what a policy sampled."""
+
+    def step(self, action):  # type: ignore[no-untyped-def]
+        obs, _, terminated, truncated, info = super().step(action)
+        return obs, float(action[0]), terminated, truncated, info
+
+
+def test_stochastic_sampling_follows_the_seed_and_leaves_the_callers_generator_alone() -> None:
+    import torch
+
+    def sample(obs: np.ndarray) -> np.ndarray:
+        return torch.randint(0, 2, (len(obs), 1)).numpy()
+
+    def run(seed: int) -> float:
+        return evaluate(sample, RewardIsAction, 40, num_envs=4, seed=seed).mean
+
+    torch.manual_seed(99)
+    state = torch.get_rng_state()
+    assert run(3) == run(3)
+    assert run(3) != run(4)
+    assert torch.equal(torch.get_rng_state(), state)
