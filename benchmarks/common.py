@@ -212,14 +212,23 @@ def plot_curves(
     fig.savefig(path, dpi=120)
 
 
+def run_stamp(script: str) -> dict[str, str]:
+    """The commit and the exact command of this benchmark, taken before it runs anything."""
+    import shlex
+    import sys
+
+    return {"commit": source_commit(), "command": shlex.join(["python", script, *sys.argv[1:]])}
+
+
 def report_curves(
-    label: str, curves: Curves, out: Path, command: str, target: float | None = None
+    label: str, curves: Curves, out: Path, stamp: dict[str, str], target: float | None = None
 ) -> None:
     """Save every seed's evaluations, the per-step summary and the PNG; print the summary.
 
-    Every CSV row carries the commit and the command that produced it.
+    Every CSV row carries ``stamp``: the commit and the command that produced it, taken
+    when the benchmark started (see :func:`run_stamp`).
     """
-    stamp = {"commit": source_commit(), "command": command}
+    command = stamp["command"]
     out.mkdir(parents=True, exist_ok=True)
     seeds_path, summary_path, png_path = (
         out / f"{label}.csv",

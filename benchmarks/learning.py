@@ -14,11 +14,9 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
-import shlex
-import sys
 from pathlib import Path
 
-from common import RESULTS, report_curves
+from common import RESULTS, report_curves, run_stamp
 
 from farl_cli.curves import Curves
 
@@ -56,14 +54,14 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    command = shlex.join(["python", "benchmarks/learning.py", *sys.argv[1:]])
+    stamp = run_stamp("benchmarks/learning.py")
     label = args.label or args.preset
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     runs_root = args.out / "runs" / label
     jobs = [(args.preset, args.overrides, s, runs_root / f"seed{s}") for s in seeds]
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
         runs = pool.map(run_seed, jobs)
-    report_curves(label, Curves.from_runs(runs), args.out, command, args.target)
+    report_curves(label, Curves.from_runs(runs), args.out, stamp, args.target)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,6 @@ import os
 import pickle
 import re
 import tempfile
-import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -56,9 +55,13 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
                 "farl checkpoints hold only tensors and plain data)"
             ) from None
         raise CheckpointError(f"{path}: corrupt or not a checkpoint (unreadable pickle)") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as exc:
+    except Exception as exc:
+        # any failure to parse untrusted bytes means "corrupt": a text file renamed .pt
+        # fails as KeyError, IndexError, UnicodeDecodeError...
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise CheckpointError(f"{path}: corrupt or not a checkpoint ({reason})") from None
+        raise CheckpointError(
+            f"{path}: corrupt or not a checkpoint ({type(exc).__name__}: {reason[:200]})"
+        ) from None
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise CheckpointError(f"{path}: not a farl checkpoint")
     if data.get("format_version") != FORMAT_VERSION:

@@ -168,10 +168,10 @@ def train_command(
     """Train an agent from a preset; Ctrl-C saves a checkpoint you can resume from."""
     import torch
 
-    from farl_cli.checkpoint import load_checkpoint
-    from farl_cli.config import PresetError, apply_override, load_preset, validate
+    from farl_cli.config import PresetError
     from farl_cli.progress import TrainDisplay
-    from farl_cli.training import default_run_dir, train
+    from farl_cli.runs import plan_new, plan_resume
+    from farl_cli.training import run
 
     torch.set_num_threads(threads)
     sets = list(overrides or [])
@@ -181,35 +181,41 @@ def train_command(
         sets.append(f"train.total_steps={total_steps}")
     if save_buffer:
         sets.append("train.save_buffer=true")
-    state = None
     if resume is not None:
-        state = load_checkpoint(resume)
-        data = dict(state["preset"])
-        for item in sets:
-            apply_override(data, item)
-        resolved = validate(data, source=f"{resume} (its preset)", overridden=bool(sets))
-        directory = run_dir or resume.resolve().parent.parent
+        plan = plan_resume(resume, preset, sets, run_dir)
     elif preset is None:
         raise PresetError("--preset is required (or --resume CHECKPOINT); see farl presets")
     else:
-        resolved = load_preset(preset, sets)
-        directory = run_dir or default_run_dir(resolved)
-    start = int(state["counters"]["global_step"]) if state else 0
-    title = f"{resolved.name} ({resolved.agent.algo}, seed {resolved.train.seed})"
-    live = console.is_terminal and not quiet
-    display = TrainDisplay(console, title, resolved.train.total_steps, start) if live else None
-    with display or contextlib.nullcontext():
-        result = train(
-            resolved,
-            directory,
-            resume=state,
-            on_progress=display.update if display is not None else _log_row(quiet),
+        plan = plan_new(preset, sets, run_dir)
+    resolved = plan.preset
+    if plan.parent is not None:
+        err_console.print(
+            f"{plan.parent} is not its run's newest checkpoint: continuing in a new run "
+            f"directory, {plan.run_dir}",
+            highlight=False,
+            soft_wrap=True,
         )
+    algo, train_seed = resolved.agent.algo, resolved.train.seed
+    title = f"{resolved.name} on {resolved.env.name} ({algo}, seed {train_seed})"
+    live = console.is_terminal and not quiet
+    display = (
+        TrainDisplay(console, title, resolved.train.total_steps, plan.start_step) if live else None
+    )
+    with display or contextlib.nullcontext():
+        result = run(plan, on_progress=display.update if display is not None else _log_row(quiet))
     _print_summary(result)
+    for warning in result.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False, soft_wrap=True)
     if result.status == "interrupted":
+        note = ""
+        if result.buffer_saved is False:
+            note = (
+                " (the replay buffer was not saved: the resumed run refills it before learning;"
+                " add --save-buffer to keep it next time)"
+            )
         err_console.print(
             f"Interrupted at step {result.global_step:,}; checkpoint saved.\n"
-            f"Resume with: farl train --resume {result.last_checkpoint}",
+            f"Resume with: farl train --resume {result.last_checkpoint}{note}",
             highlight=False,
             soft_wrap=True,  # one line, whatever the width: it is meant to be copied
         )

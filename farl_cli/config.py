@@ -8,18 +8,44 @@ file and the key.
 from __future__ import annotations
 
 import difflib
+import re
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 
 from farl_cli.errors import FarlError
 
-PositiveInt = Annotated[int, Field(gt=0)]
-PositiveFloat = Annotated[float, Field(gt=0)]
-UnitInterval = Annotated[float, Field(ge=0, le=1)]
+
+def _not_bool(value: Any) -> Any:
+    # YAML's true is Python's 1: without this, ``epochs: true`` would mean one epoch
+    if isinstance(value, bool):
+        raise ValueError(f"expected a number, got {str(value).lower()}")
+    return value
+
+
+NB = BeforeValidator(_not_bool)
+# Every size is bounded, in preset files and in checkpoints alike: a file is data, and no
+# value in it may make farl allocate without limit.
+MAX_BINS = 1024
+MAX_WIDTH = 4096
+MAX_STEPS = 10**12
+PositiveInt = Annotated[int, NB, Field(gt=0)]
+Count = Annotated[int, NB, Field(gt=0, le=MAX_STEPS)]
+Width = Annotated[int, NB, Field(gt=0, le=MAX_WIDTH)]
+HiddenSizes = Annotated[list[Width], Field(max_length=8)]
+PositiveFloat = Annotated[float, NB, Field(gt=0)]
+UnitInterval = Annotated[float, NB, Field(ge=0, le=1)]
 
 
 class PresetError(FarlError):
@@ -27,19 +53,33 @@ class PresetError(FarlError):
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # no inf or NaN anywhere; ``bins: 21.5`` is refused by pydantic, ``epochs: true`` by NB
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class EnvConfig(_Section):
     """Which environment and how its action space is factored."""
 
-    name: str
-    bins: Annotated[int, Field(ge=2)] = 11
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    bins: Annotated[int, NB, Field(ge=2, le=MAX_BINS)] = 11
     factorization: Literal["independent", "autoregressive"] | None = None
-    radix: list[Annotated[int, Field(ge=2)]] | None = None
-    num_envs: PositiveInt = 1
+    radix: (
+        Annotated[list[Annotated[int, NB, Field(ge=2, le=MAX_BINS)]], Field(max_length=64)] | None
+    ) = None
+    num_envs: Annotated[int, NB, Field(gt=0, le=256)] = 1
     vector: Literal["sync", "async"] = "sync"
     kwargs: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _no_module_import(self) -> EnvConfig:
+        # gymnasium reads "module:Env-v0" as "import module first": a preset (or a
+        # checkpoint, which carries one) must not make farl import code
+        if self.name.startswith("gym:") and ":" in self.name[len("gym:") :]:
+            raise ValueError(
+                f"env.name {self.name!r}: module-qualified ids import code; give a registered "
+                "gymnasium id (gym:<ID>)"
+            )
+        return self
 
 
 class FPPOConfig(_Section):
@@ -47,17 +87,17 @@ class FPPOConfig(_Section):
 
     algo: Literal["fppo"] = "fppo"
     learning_rate: PositiveFloat = 3e-4
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
+    gamma: Annotated[float, NB, Field(gt=0, le=1)] = 0.99
     gae_lambda: UnitInterval = 0.95
     clip_epsilon: PositiveFloat = 0.2
-    kl_coef: Annotated[float, Field(ge=0)] = 0.2
-    entropy_coef: Annotated[float, Field(ge=0)] = 0.0
-    value_coef: Annotated[float, Field(ge=0)] = 0.5
-    hidden_sizes: list[PositiveInt] = Field(default_factory=lambda: [64, 64])
+    kl_coef: Annotated[float, NB, Field(ge=0)] = 0.2
+    entropy_coef: Annotated[float, NB, Field(ge=0)] = 0.0
+    value_coef: Annotated[float, NB, Field(ge=0)] = 0.5
+    hidden_sizes: HiddenSizes = Field(default_factory=lambda: [64, 64])
     activation: Literal["relu", "tanh"] = "relu"
-    rollout_steps: PositiveInt = 2048
-    minibatch_size: PositiveInt = 64
-    epochs: PositiveInt = 10
+    rollout_steps: Annotated[int, NB, Field(gt=0, le=1_000_000)] = 2048
+    minibatch_size: Annotated[int, NB, Field(gt=0, le=1_000_000)] = 64
+    epochs: Annotated[int, NB, Field(gt=0, le=1000)] = 10
     max_grad_norm: PositiveFloat = 0.5
     normalize_advantages: bool = True
     normalize_observations: bool = False
@@ -68,8 +108,8 @@ class FSACConfig(_Section):
 
     algo: Literal["fsac"] = "fsac"
     learning_rate: PositiveFloat = 3e-4
-    gamma: Annotated[float, Field(gt=0, le=1)] = 0.99
-    tau: Annotated[float, Field(gt=0, le=1)] = 0.005
+    gamma: Annotated[float, NB, Field(gt=0, le=1)] = 0.99
+    tau: Annotated[float, NB, Field(gt=0, le=1)] = 0.005
     entropy_target_beta: UnitInterval = 0.5
     initial_alpha: PositiveFloat = 0.1
     # Autoregressive only: the top MDP's temperature, learned by eq. 12 (the paper), tied
@@ -79,13 +119,13 @@ class FSACConfig(_Section):
     # Soft critic targets (the paper) or targets without entropy terms ("decoupled"): the
     # temperatures then act on the policy's loss alone and cannot widen the Q-value gaps.
     entropy_in_targets: bool = True
-    hidden_sizes: list[PositiveInt] = Field(default_factory=lambda: [256, 256])
+    hidden_sizes: HiddenSizes = Field(default_factory=lambda: [256, 256])
     activation: Literal["relu", "tanh"] = "relu"
-    buffer_size: PositiveInt = 1_000_000
-    batch_size: PositiveInt = 256
-    learning_starts: Annotated[int, Field(ge=0)] = 5000
-    update_every: PositiveInt = 1
-    gradient_steps: PositiveInt = 1
+    buffer_size: Annotated[int, NB, Field(gt=0, le=10_000_000)] = 1_000_000
+    batch_size: Annotated[int, NB, Field(gt=0, le=65_536)] = 256
+    learning_starts: Annotated[int, NB, Field(ge=0, le=MAX_STEPS)] = 5000
+    update_every: Annotated[int, NB, Field(gt=0, le=1_000_000)] = 1
+    gradient_steps: Annotated[int, NB, Field(gt=0, le=1000)] = 1
     normalize_observations: bool = False
 
 
@@ -95,12 +135,12 @@ AgentConfig = Annotated[FPPOConfig | FSACConfig, Field(discriminator="algo")]
 class TrainConfig(_Section):
     """Budget, evaluation and checkpoint cadence, seed."""
 
-    total_steps: PositiveInt = 1_000_000
-    eval_every: PositiveInt = 25_000
-    eval_episodes: PositiveInt = 10
-    checkpoint_every: PositiveInt = 100_000
-    log_every: PositiveInt = 1000  # steps between rows of metrics.csv (agent metrics averaged)
-    seed: Annotated[int, Field(ge=0)] = 0
+    total_steps: Count = 1_000_000
+    eval_every: Count = 25_000
+    eval_episodes: Annotated[int, NB, Field(gt=0, le=1_000_000)] = 10
+    checkpoint_every: Count = 100_000
+    log_every: Count = 1000  # steps between rows of metrics.csv (agent metrics averaged)
+    seed: Annotated[int, NB, Field(ge=0, le=2**32 - 1)] = 0
     save_buffer: bool = False  # FSAC: put the replay buffer into checkpoints
 
 
@@ -172,7 +212,7 @@ def load_preset(target: str, overrides: list[str] | None = None) -> Preset:
     data.setdefault("name", path.stem)
     for item in overrides or []:
         apply_override(data, item)
-    return validate(data, source=str(path), overridden=bool(overrides))
+    return validate(data, source=str(path), overrides=overrides or [])
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -181,10 +221,16 @@ def read_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PresetError(f"{path}: no such preset file") from None
+    except IsADirectoryError:
+        raise PresetError(f"{path}: a directory, not a preset file") from None
     except OSError as exc:
         raise PresetError(f"{path}: cannot read it ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise PresetError(f"{path}: not a YAML text file (it is not UTF-8)") from None
+    if not text.strip():
+        raise PresetError(f"{path}: the file is empty; expected sections env, agent and train")
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader: builds plain data only
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
@@ -198,6 +244,29 @@ def read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice (YAML would keep the last silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} is given twice", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+# YAML 1.1 (PyYAML) reads 3e-4 as a string; YAML 1.2, and every user, as a number
+_UniqueKeyLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9][0-9_]*)?(?:\.[0-9_]*)?[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
+
 def apply_override(data: dict[str, Any], item: str) -> None:
     """Apply one ``section.key=value`` override; the value is read as YAML."""
     key, sep, raw = item.partition("=")
@@ -205,7 +274,7 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     if not sep or len(parts) < 2 or not all(parts):
         raise PresetError(f"--set {item!r}: expected section.key=value, e.g. env.bins=21")
     try:
-        value = yaml.safe_load(raw) if raw.strip() else ""
+        value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else ""
     except yaml.YAMLError:
         value = raw
     node = data
@@ -217,12 +286,12 @@ def apply_override(data: dict[str, Any], item: str) -> None:
     node[parts[-1]] = value
 
 
-def validate(data: dict[str, Any], source: str, overridden: bool = False) -> Preset:
-    """Validate raw preset data; errors name ``source`` and the key."""
+def validate(data: dict[str, Any], source: str, overrides: Sequence[str] = ()) -> Preset:
+    """Validate raw preset data; errors name ``source``, the overrides applied, and the key."""
     try:
         return Preset.model_validate(data)
     except ValidationError as exc:
-        origin = f"{source} (with --set overrides)" if overridden else source
+        origin = f"{source} (with {', '.join(overrides)})" if overrides else source
         raise PresetError(format_errors(exc, origin, data)) from None
 
 

@@ -9,7 +9,6 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,11 +18,12 @@ import torch
 from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
 
 from farl_cli.agents import Agent, make_agent
-from farl_cli.checkpoint import save_checkpoint
+from farl_cli.checkpoint import CheckpointError
 from farl_cli.config import EnvConfig, Preset
 from farl_cli.envs import make_factored_env
 from farl_cli.errors import FarlError
 from farl_cli.evaluation import EvalStats, evaluate, make_vector_env
+from farl_cli.runs import RunError, RunPlan, claim_run_dir, open_run, plan_resume
 from farl_cli.spaces import FactoredSpace
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training ones
@@ -42,6 +42,8 @@ class RunResult:
     metrics_path: Path
     elapsed: float
     tensorboard: bool
+    buffer_saved: bool | None = None  # replay-buffer agents: whether checkpoints hold it
+    warnings: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -57,12 +59,6 @@ class Counters:
     elapsed: float = 0.0
     resumes: int = 0
     recent_returns: list[float] = field(default_factory=list)
-
-
-def default_run_dir(preset: Preset, root: Path = Path("runs")) -> Path:
-    """``runs/<preset>/<date-time>-seed<N>``."""
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    return root / preset.name / f"{stamp}-seed{preset.train.seed}"
 
 
 def seed_everything(seed: int) -> None:
@@ -173,78 +169,174 @@ def checkpoint_payload(
     }
 
 
+def due(counters: Counters, what: str, every: int) -> bool:
+    """The one cadence rule: whether ``next_<what>`` is reached, moving it past the step."""
+    attr = f"next_{what}"
+    nxt = getattr(counters, attr)
+    if counters.global_step < nxt:
+        return False
+    while nxt <= counters.global_step:
+        nxt += every
+    setattr(counters, attr, nxt)
+    return True
+
+
 def train(
     preset: Preset,
     run_dir: Path,
     *,
-    resume: dict[str, Any] | None = None,
     on_progress: Callable[[int, float, dict[str, Any]], None] | None = None,
     stop: StopRequest | None = None,
 ) -> RunResult:
-    """Train the preset's agent, writing config, metrics and checkpoints under ``run_dir``."""
+    """Train a fresh run of ``preset`` in ``run_dir`` (created; refused if it holds a run)."""
+    return run(RunPlan(preset, claim_run_dir(run_dir)), on_progress=on_progress, stop=stop)
+
+
+def resume(
+    checkpoint: Path,
+    *,
+    overrides: list[str] | None = None,
+    preset: str | None = None,
+    run_dir: Path | None = None,
+    on_progress: Callable[[int, float, dict[str, Any]], None] | None = None,
+    stop: StopRequest | None = None,
+) -> RunResult:
+    """Continue the run that wrote ``checkpoint`` (in place, or forked; see ``runs``)."""
+    plan = plan_resume(checkpoint, preset, list(overrides or []), run_dir)
+    return run(plan, on_progress=on_progress, stop=stop)
+
+
+def check_resume_state(path: Path, data: dict[str, Any], preset: Preset) -> None:
+    """Every field a resumed run restores has the type and size it must have."""
+    counters, rng = data.get("counters"), data.get("rng")
+    if not isinstance(counters, dict) or set(counters) != set(Counters.__dataclass_fields__):
+        raise CheckpointError(f"{path}: its counters are missing or unknown")
+    numbers = {k: v for k, v in counters.items() if k not in ("best_eval", "recent_returns")}
+    for key, value in numbers.items():
+        if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+            raise CheckpointError(f"{path}: counters.{key} must be a number >= 0, got {value!r}")
+    if not isinstance(counters["global_step"], int):
+        raise CheckpointError(f"{path}: counters.global_step must be an integer")
+    if not isinstance(counters["recent_returns"], list) or not all(
+        isinstance(x, int | float) for x in counters["recent_returns"]
+    ):
+        raise CheckpointError(f"{path}: counters.recent_returns must be a list of numbers")
+    if counters["best_eval"] is not None and not isinstance(counters["best_eval"], int | float):
+        raise CheckpointError(f"{path}: counters.best_eval must be a number")
+    if not isinstance(rng, dict):
+        raise CheckpointError(f"{path}: no random generator states")
+    state = rng.get("torch")
+    reference = torch.get_rng_state()
+    if not (
+        isinstance(state, torch.Tensor)
+        and state.dtype == reference.dtype
+        and state.shape == reference.shape
+    ):
+        raise CheckpointError(f"{path}: rng.torch is not a torch generator state")
+    envs = rng.get("envs")
+    if not isinstance(envs, list):
+        raise CheckpointError(f"{path}: rng.envs must be a list of generator states")
+    for i, env_state in enumerate(envs):
+        try:
+            generator(env_state)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise CheckpointError(
+                f"{path}: rng.envs[{i}] is not a generator state ({exc})"
+            ) from None
+
+
+def load_agent_state(agent: Agent, state: Any, path: Path) -> None:
+    """Load weights, refusing ones that do not fit the agent or are not finite."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: no agent state")
+    for name, tensor in _tensors(state):
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise CheckpointError(f"{path}: agent.{name} holds NaN or infinite values")
+    try:
+        agent.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise CheckpointError(f"{path}: its weights do not fit the agent ({reason})") from None
+
+
+def _tensors(tree: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
+    if isinstance(tree, torch.Tensor):
+        yield prefix.rstrip("."), tree
+    elif isinstance(tree, dict):
+        for key, value in tree.items():
+            yield from _tensors(value, f"{prefix}{key}.")
+    elif isinstance(tree, list | tuple):
+        for i, value in enumerate(tree):
+            yield from _tensors(value, f"{prefix}{i}.")
+
+
+def run(
+    plan: RunPlan,
+    *,
+    on_progress: Callable[[int, float, dict[str, Any]], None] | None = None,
+    stop: StopRequest | None = None,
+) -> RunResult:
+    """The loop: act, step, learn; evaluate, log and checkpoint on their cadence; Ctrl-C."""
     from farl_cli.progress import MetricsWriter
 
-    if resume is None and (run_dir / "metrics.csv").exists():
-        raise FarlError(
-            f"{run_dir} already holds a run; continue it with --resume "
-            f"{run_dir / 'checkpoints' / 'last.pt'} or choose another --run-dir"
-        )
+    preset, run_dir, state = plan.preset, plan.run_dir, plan.resume
     cfg = preset.train
-    seed_everything(cfg.seed)
-    obs_dim, space = probe_env(preset.env)
-    agent = make_agent(preset, obs_dim, space)
-    counters = Counters(
-        next_eval=cfg.eval_every, next_checkpoint=cfg.checkpoint_every, next_log=cfg.log_every
-    )
-    if resume is not None:
-        agent.load_state_dict(resume["agent"])
-        counters = Counters(**resume["counters"])
-        counters.resumes += 1
-        torch.set_rng_state(resume["rng"]["torch"])
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "preset.yaml").write_text(preset.to_yaml(), encoding="utf-8")
-    ckpt_dir = run_dir / "checkpoints"
-    columns = [
-        "step",
-        "wall_time",
-        "steps_per_second",
-        "train_return",
-        "eval_return",
-        "eval_success",
-        *agent.metric_names,
-    ]
-    writer = MetricsWriter(run_dir / "metrics.csv", columns, run_dir / "tensorboard")
-    envs = make_training_envs(preset.env)
     stop = stop if stop is not None else StopRequest()
-    recent = deque(counters.recent_returns, maxlen=20)
-    best_path: Path | None = ckpt_dir / "best.pt" if (ckpt_dir / "best.pt").exists() else None
-
-    def save(name: str) -> Path:
-        counters.recent_returns = list(recent)
-        payload = checkpoint_payload(preset, obs_dim, space, agent, counters, envs)
-        return save_checkpoint(ckpt_dir / name, payload)
-
-    def run_eval() -> EvalStats:
-        return evaluate(
-            lambda o: agent.act(o, deterministic=True),
-            env_factory(preset.env),
-            cfg.eval_episodes,
-            num_envs=min(cfg.eval_episodes, 8),
-            seed=cfg.seed + EVAL_SEED_OFFSET,
+    with stop.installed():  # a signal during start-up stops the run cleanly too
+        store = open_run(plan)
+        seed_everything(cfg.seed)
+        obs_dim, space = probe_env(preset.env)
+        agent = make_agent(preset, obs_dim, space)
+        counters = Counters(
+            next_eval=cfg.eval_every, next_checkpoint=cfg.checkpoint_every, next_log=cfg.log_every
         )
+        if state is not None:
+            load_agent_state(agent, state["agent"], plan.parent or run_dir)
+            counters = Counters(**state["counters"])
+            counters.resumes += 1
+            torch.set_rng_state(state["rng"]["torch"])
+        columns = [
+            "step",
+            "wall_time",
+            "steps_per_second",
+            "train_return",
+            "eval_return",
+            "eval_success",
+            *agent.metric_names,
+        ]
+        try:
+            writer = MetricsWriter(run_dir / "metrics.csv", columns, run_dir / "tensorboard")
+        except OSError as exc:
+            raise RunError(f"cannot write {run_dir / 'metrics.csv'}: {exc.strerror}") from None
+        envs = make_training_envs(preset.env)
+        recent = deque(counters.recent_returns, maxlen=20)
+        best_name = "best.pt" if "best.pt" in store.index else None
+        last: Path | None = None
 
-    n = preset.env.num_envs
-    started = time.perf_counter() - counters.elapsed
-    window_start, window_step = time.perf_counter(), counters.global_step
-    try:
-        # a resumed run starts fresh episodes, with the environments' generators restored
-        obs, _ = envs.reset(seed=cfg.seed + 7919 * counters.resumes)
-        if resume is not None and len(resume["rng"]["envs"]) == n:
-            envs.set_attr("np_random", [generator(state) for state in resume["rng"]["envs"]])
-        ep_return = np.zeros(n)
-        pending: list[dict[str, float]] = []  # agent metrics since the last row
-        with stop.installed():
+        def save(name: str) -> Path:
+            counters.recent_returns = list(recent)
+            payload = checkpoint_payload(preset, obs_dim, space, agent, counters, envs)
+            return store.save(name, payload, counters.global_step)
+
+        def run_eval() -> EvalStats:
+            return evaluate(
+                lambda o: agent.act(o, deterministic=True),
+                env_factory(preset.env),
+                cfg.eval_episodes,
+                num_envs=min(cfg.eval_episodes, 8),
+                seed=cfg.seed + EVAL_SEED_OFFSET,
+            )
+
+        n = preset.env.num_envs
+        started = time.perf_counter() - counters.elapsed
+        window_start, window_step = time.perf_counter(), counters.global_step
+        try:
+            # a resumed run starts fresh episodes, with the environments' generators restored
+            obs, _ = envs.reset(seed=cfg.seed + 7919 * counters.resumes)
+            if state is not None and len(state["rng"]["envs"]) == n:
+                envs.set_attr("np_random", [generator(g) for g in state["rng"]["envs"]])
+            ep_return = np.zeros(n)
+            pending: list[dict[str, float]] = []  # agent metrics since the last row
             while counters.global_step < cfg.total_steps and not stop:
                 actions = agent.explore(obs)
                 next_obs, rewards, terminated, truncated, infos = envs.step(actions)
@@ -262,21 +354,19 @@ def train(
                 if metrics is not None:
                     pending.append(metrics)
                 row: dict[str, Any] | None = None
-                if pending and counters.global_step >= counters.next_log:
+                if due(counters, "log", cfg.log_every) and pending:
                     row = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
                     pending.clear()
-                    while counters.next_log <= counters.global_step:
-                        counters.next_log += cfg.log_every
-                if counters.global_step >= counters.next_eval:
+                if due(counters, "eval", cfg.eval_every):
                     stats = run_eval()
-                    counters.next_eval += cfg.eval_every
                     row = row or {}
                     row["eval_return"] = stats.mean
                     if stats.success_rate is not None:
                         row["eval_success"] = stats.success_rate
                     if counters.best_eval is None or stats.mean > counters.best_eval:
                         counters.best_eval = stats.mean
-                        best_path = save("best.pt")
+                        save("best.pt")
+                        best_name = "best.pt"
                 if row is not None:
                     now = time.perf_counter()
                     sps = (counters.global_step - window_step) / max(now - window_start, 1e-9)
@@ -291,24 +381,35 @@ def train(
                     writer.write(row)
                     if on_progress is not None:
                         on_progress(counters.global_step, sps, row)
-                if counters.global_step >= counters.next_checkpoint:
-                    counters.next_checkpoint += cfg.checkpoint_every
-                    save(f"step-{counters.global_step}.pt")
+                if due(counters, "checkpoint", cfg.checkpoint_every):
+                    last = save(f"step-{counters.global_step}.pt")
             counters.elapsed = time.perf_counter() - started
-            last = save("last.pt")
-    finally:
-        envs.close()
-        writer.close()
+            if last is None or store.index.get("last.pt") != counters.global_step:
+                last = save("last.pt")
+            if on_progress is not None:  # the display ends at the step the run ended at
+                on_progress(counters.global_step, 0.0, {})
+        finally:
+            envs.close()
+            writer.close()
+    warnings = []
+    if agent.updates == 0:
+        starts = getattr(preset.agent, "learning_starts", None)
+        why = f" (agent.learning_starts is {starts:,})" if starts else ""
+        warnings.append(
+            f"the run ended at step {counters.global_step:,} before the agent learned anything{why}"
+        )
     return RunResult(
         run_dir=run_dir,
         status="interrupted" if stop else "finished",
         global_step=counters.global_step,
-        last_checkpoint=last,
-        best_checkpoint=best_path,
+        last_checkpoint=store.dir / "last.pt",
+        best_checkpoint=store.dir / best_name if best_name else None,
         best_eval=counters.best_eval,
         metrics_path=run_dir / "metrics.csv",
         elapsed=counters.elapsed,
         tensorboard=writer.tensorboard,
+        buffer_saved=getattr(agent, "save_buffer", None),
+        warnings=warnings,
     )
 
 
@@ -327,7 +428,7 @@ def restore(path: Path) -> Restored:
     """Rebuild preset, environment description and agent from one checkpoint file."""
     from pydantic import ValidationError
 
-    from farl_cli.checkpoint import CheckpointError, load_checkpoint
+    from farl_cli.checkpoint import load_checkpoint
     from farl_cli.config import format_errors
 
     data = load_checkpoint(path)
@@ -347,9 +448,5 @@ def restore(path: Path) -> Restored:
             f"{obs_dim} and {list(space.sizes)}"
         )
     agent = make_agent(preset, obs_dim, space)
-    try:
-        agent.load_state_dict(data["agent"])
-    except (KeyError, RuntimeError, ValueError) as exc:
-        reason = str(exc).splitlines()[0]
-        raise CheckpointError(f"{path}: its weights do not fit the agent ({reason})") from None
+    load_agent_state(agent, data.get("agent"), path)
     return Restored(preset, agent, obs_dim, space, data)

@@ -58,6 +58,11 @@ def test_a_file_that_would_run_code_is_refused_without_running_it(tmp_path: Path
     ("content", "message"),
     [
         (b"\x00not a zip at all" * 10, "corrupt or not a checkpoint"),
+        # text files renamed .pt once crashed with KeyError: 101, KeyError: 544502645 and
+        # IndexError: pop from empty list
+        (b"hello\n", "corrupt or not a checkpoint"),
+        (b"notes about the run: lr 3e-4 did better\n", "corrupt or not a checkpoint"),
+        (b"step,wall_time,eval_return\n1000,1.5,0.3\n", "corrupt or not a checkpoint"),
         ({"weights": torch.zeros(2)}, "not a farl checkpoint"),
         ({"format": FORMAT, "format_version": 99, "farl_version": "9.0"}, "format 99"),
     ],

@@ -9,7 +9,7 @@ import pytest
 
 from farl_cli.checkpoint import load_checkpoint
 from farl_cli.config import load_preset
-from farl_cli.training import StopRequest, restore, train
+from farl_cli.training import StopRequest, restore, resume, train
 
 TINY = [
     "env.num_envs=2",
@@ -45,7 +45,7 @@ def test_same_seed_same_run_other_seed_other_run(tmp_path: Path) -> None:
     assert learning_columns(a.metrics_path) != learning_columns(c.metrics_path)
     assert a.status == "finished" and a.global_step == 256
     names = sorted(p.name for p in (tmp_path / "a" / "checkpoints").iterdir())
-    assert names == ["best.pt", "last.pt", "step-128.pt", "step-256.pt"]
+    assert names == ["best.pt", "index.json", "last.pt", "step-128.pt", "step-256.pt"]
     assert (tmp_path / "a" / "preset.yaml").read_text() == preset.to_yaml()
 
 
@@ -63,7 +63,7 @@ def test_interrupt_saves_and_resume_continues_where_it_stopped(tmp_path: Path) -
     assert saved["counters"]["global_step"] == 128
     assert "optimizer" in saved["agent"] and "normalizer" in saved["agent"]
 
-    second = train(preset, tmp_path / "run", resume=saved)
+    second = resume(first.last_checkpoint)
     assert second.status == "finished" and second.global_step == 512
     steps = [int(r["step"]) for r in rows(second.metrics_path)]
     assert steps == sorted(steps) and steps[-1] == 512 and steps[0] == 64  # appended
@@ -83,7 +83,9 @@ def test_a_run_directory_holding_a_run_is_not_reused_by_accident(tmp_path: Path)
 
     preset = load_preset("platform-fppo", [*TINY, "train.total_steps=64"])
     train(preset, tmp_path / "r")
-    with pytest.raises(FarlError, match="already holds a run; continue it with --resume"):
+    with pytest.raises(
+        FarlError, match="already holds a run; continue it with: farl train --resume"
+    ):
         train(preset, tmp_path / "r")
 
 
@@ -93,10 +95,7 @@ def test_async_envs_in_worker_processes_train_and_resume(tmp_path: Path) -> None
     assert first.status == "finished"
     saved = load_checkpoint(first.last_checkpoint)
     assert len(saved["rng"]["envs"]) == 2  # each worker's generator state came back
-    longer = preset.model_copy(
-        update={"train": preset.train.model_copy(update={"total_steps": 256})}
-    )
-    second = train(longer, tmp_path / "a", resume=saved)
+    second = resume(first.last_checkpoint, overrides=["train.total_steps=256"])
     assert second.status == "finished" and second.global_step == 256
 
 
@@ -131,10 +130,7 @@ def test_fsac_resume_with_the_saved_replay_buffer(tmp_path: Path) -> None:
     assert not load_checkpoint(slim.last_checkpoint)["agent"]["buffer"]["has_data"]
     assert slim.last_checkpoint.stat().st_size < first.last_checkpoint.stat().st_size
     # the resumed run learns from the restored buffer at once: no second learning_starts
-    longer = preset.model_copy(
-        update={"train": preset.train.model_copy(update={"total_steps": 340})}
-    )
-    second = train(longer, tmp_path / "f", resume=saved)
+    second = resume(first.last_checkpoint, overrides=["train.total_steps=340"])
     after = load_checkpoint(second.last_checkpoint)["agent"]
     assert after["updates"] == saved["agent"]["updates"] + 40
     assert after["buffer"]["size"] == 340

@@ -15,6 +15,7 @@ class Agent(Protocol):
     """What the training loop, evaluation and enjoy rely on, and nothing more."""
 
     metric_names: tuple[str, ...]
+    updates: int  # learning steps taken so far
 
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Joint actions for a batch of observations, without side effects."""
