@@ -72,7 +72,34 @@ def _root(
     """Deep reinforcement learning in very large action spaces, by factoring them."""
 
 
-@app.command("presets")
+presets_app = typer.Typer(
+    help="The bundled experiments: a table, or one preset's YAML to copy and edit.",
+    no_args_is_help=False,
+)
+app.add_typer(presets_app, name="presets")
+
+
+@presets_app.callback(invoke_without_command=True)
+def presets_callback(ctx: typer.Context) -> None:
+    """List the bundled presets (``farl presets show NAME`` prints one)."""
+    if ctx.invoked_subcommand is None:
+        presets_command()
+
+
+@presets_app.command("show")
+@user_errors
+def presets_show_command(
+    name: Annotated[str, typer.Argument(help="A bundled preset's name.")],
+) -> None:
+    """Print a bundled preset's YAML, comments included: save it, edit it, train with it."""
+    from farl_cli.config import PresetError, presets_dir, unknown_preset_message
+
+    path = presets_dir() / f"{name}.yaml"
+    if "/" in name or not path.is_file():
+        raise PresetError(unknown_preset_message(name))
+    print(path.read_text(encoding="utf-8"), end="")
+
+
 @user_errors
 def presets_command() -> None:
     """List the bundled presets."""
@@ -108,13 +135,17 @@ def inspect_actions_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
 ) -> None:
     """Show how an action space factors: dimensions, sizes, joint actions, entropies."""
-    from farl_cli.config import EnvConfig, FSACConfig, PresetError, load_preset
+    from pydantic import ValidationError
+
+    from farl_cli.config import EnvConfig, FSACConfig, PresetError, format_errors, load_preset
     from farl_cli.config import resolve_preset_path as preset_path
     from farl_cli.envs import UnknownEnvironmentError, make_factored_env
     from farl_cli.spaces import describe
 
     beta = None
-    overrides = {k: v for k, v in (("bins", bins), ("factorization", factorization)) if v}
+    overrides = {
+        k: v for k, v in (("bins", bins), ("factorization", factorization)) if v is not None
+    }
     if preset_path(target) is not None:
         preset = load_preset(target, [f"env.{k}={v}" for k, v in overrides.items()])
         env_cfg = preset.env
@@ -123,8 +154,10 @@ def inspect_actions_command(
     else:
         try:
             env_cfg = EnvConfig(name=target, **overrides)
-        except ValueError as exc:
-            raise PresetError(f"{target}: {exc}") from None
+        except ValidationError as exc:
+            raise PresetError(
+                format_errors(exc, f"{target} (--bins, --factorization)", {})
+            ) from None
     try:
         env = make_factored_env(env_cfg)
     except UnknownEnvironmentError as exc:
@@ -459,15 +492,33 @@ def _print_dependent_values(dims: list[dict[str, Any]]) -> None:
     table.add_column("bin", justify="right")
     for name in first["values"]:
         table.add_column(name, justify="right")
-    for j, label in enumerate(second["values"]):
+    labels = list(enumerate(second["values"]))
+    shown = labels if len(labels) <= 25 else [*labels[:10], None, *labels[-10:]]
+    for item in shown:
+        if item is None:  # hundreds of bins: the ends say what the rows between hold
+            table.add_row("...", *("..." for _ in first["values"]))
+            continue
+        j, label = item
         parts = [p.split(" ", 1)[-1] for p in label.split(" | ")]
         table.add_row(str(j), *parts)
     console.print(table)
 
 
+def _terminated(signum: int, _frame: object) -> None:
+    # before a run installs its own handler, SIGTERM ends farl as Ctrl-C does: one line
+    raise KeyboardInterrupt
+
+
 def main() -> None:
     """Entry point of the ``farl`` console script."""
-    app()
+    import signal
+
+    signal.signal(signal.SIGTERM, _terminated)
+    try:
+        app()
+    except KeyboardInterrupt:  # a Ctrl-C before a command's own handling began
+        err_console.print("interrupted", highlight=False)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

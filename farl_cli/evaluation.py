@@ -12,6 +12,8 @@ import numpy as np
 import torch
 from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
+from farl_cli.errors import FarlError
+
 
 @dataclass
 class EvalStats:
@@ -143,7 +145,11 @@ def episode_frames(env: gym.Env) -> list[np.ndarray]:
     base = env.unwrapped
     if hasattr(base, "frames_of_last_action"):
         return list(base.frames_of_last_action())
-    frame = env.render()
+    try:
+        frame = env.render()
+    except gym.error.DependencyNotInstalled as exc:  # e.g. pygame for classic control
+        name = env.spec.id if env.spec is not None else type(base).__name__
+        raise FarlError(f"{name} cannot draw frames: {exc}") from None
     return [] if frame is None else [np.asarray(frame)]
 
 

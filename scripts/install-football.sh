@@ -4,6 +4,17 @@
 # reinstall on the same machine take seconds.
 set -euo pipefail
 PYTHON=${PYTHON:-python3}
+# The engine's build runs "python3" from PATH: put the chosen interpreter's directory first,
+# so that PYTHON=venv/bin/python works without activating the virtual environment.
+PYTHON_BIN=$(command -v "$PYTHON")
+PATH="$(dirname "$PYTHON_BIN"):$PATH"
+if [ ! -e "$(dirname "$PYTHON_BIN")/python3" ]; then
+  # a directory whose interpreter is not called python3: give the build one that is
+  shim=$(mktemp -d)
+  ln -s "$PYTHON_BIN" "$shim/python3"
+  PATH="$shim:$PATH"
+fi
+export PATH
 if "$PYTHON" -c "import gfootball.env" >/dev/null 2>&1; then
   echo "gfootball is already installed"
   exit 0

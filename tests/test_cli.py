@@ -6,7 +6,9 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
 from helpers import group_members, start_farl, wait_for_first_row
 from typer.testing import CliRunner
@@ -370,3 +372,135 @@ def test_ctrl_c_to_the_whole_group_with_worker_processes_leaves_none_behind(
     while group_members(proc.pid) and time.time() < deadline:
         time.sleep(0.2)
     assert group_members(proc.pid) == []
+
+
+# ---------------------------------------------------------------- bad input, fuzzed
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # --bins 0 was once taken as the default, 11
+        (["inspect-actions", "platform", "--bins", "0"], "bins: Input should be greater than"),
+        (["inspect-actions", "platform", "--factorization", "foo"], "'independent' or"),
+        (["presets", "show", "nope"], "unknown preset 'nope'"),
+    ],
+)
+def test_option_errors_are_one_line(args: list[str], message: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1 and "http" not in result.output, result.output
+
+
+def test_presets_show_prints_a_preset_that_trains_as_a_file(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["presets", "show", "platform-fppo"])
+    assert result.exit_code == 0 and "entropy_coef" in result.output
+    copy = tmp_path / "mine.yaml"
+    copy.write_text(result.output)
+    shown = runner.invoke(app, ["inspect-actions", str(copy), "--json"])
+    assert shown.exit_code == 0 and json.loads(shown.output)["joint_actions"] == 63
+
+
+def test_enjoy_names_a_missing_render_dependency_with_its_install_command(
+    tmp_path: Path,
+) -> None:
+    import importlib.util
+
+    run = tmp_path / "cartpole"
+    trained = runner.invoke(
+        app,
+        ["train", "--preset", "platform-fppo", "--set", "env.name=gym:CartPole-v1",
+         "--set", "env.num_envs=1", "--set", "agent.rollout_steps=64",
+         "--total-steps", "64", "--run-dir", str(run), "--quiet"],
+    )  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    video = tmp_path / "cartpole.mp4"
+    result = runner.invoke(
+        app, ["enjoy", str(run / "checkpoints" / "last.pt"), "--video", str(video)]
+    )
+    if importlib.util.find_spec("pygame") is None:
+        assert result.exit_code == 2, result.output
+        assert 'pip install "gymnasium[classic-control]"' in result.output
+        assert "Traceback" not in result.output
+    else:
+        assert result.exit_code == 0 and video.stat().st_size > 0
+
+
+def test_sigterm_during_start_up_ends_with_one_line(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    proc = start_farl("train", "--preset", "platform-fppo", "--run-dir", str(tmp_path / "r"))
+    time.sleep(1.5)  # importing torch, building the environment
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "nterrupted" in err
+
+
+MUTANT_VALUES = [
+    "true", ".inf", "-.inf", ".nan", "[]", "{}", "'x'", "1e400", "-1", "0",
+    "9223372036854775807", "null", "[1, [2]]", "100000", "2.5", "[-3]", "{a: 1}",
+]  # fmt: skip
+
+
+def mutate(text: str, rng: Any) -> bytes:
+    """One random corruption of a preset file."""
+    lines = text.splitlines()
+    kind = rng.integers(8)
+    i = int(rng.integers(len(lines)))
+    if kind == 0:  # delete a line
+        del lines[i]
+    elif kind in (1, 2, 3):  # a key's value becomes something else
+        keyed = [
+            j for j, line in enumerate(lines) if ":" in line and not line.lstrip().startswith("#")
+        ]
+        j = keyed[int(rng.integers(len(keyed)))]
+        key = lines[j].split(":", 1)[0]
+        lines[j] = f"{key}: {MUTANT_VALUES[int(rng.integers(len(MUTANT_VALUES)))]}"
+    elif kind == 4:  # a line given twice (a duplicate key)
+        lines.insert(i, lines[i])
+    elif kind == 5:  # broken YAML
+        lines.insert(i, ["- [", ":", "\tkey: 1", "a: b: c", "'unclosed"][int(rng.integers(5))])
+    elif kind == 6:  # binary garbage
+        return bytes(rng.integers(0, 256, size=int(rng.integers(1, 400)), dtype=np.uint8))
+    else:  # the same text in another encoding, or nothing at all
+        return "\n".join(lines).encode("utf-16") if rng.integers(2) else b""
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_fuzzed_preset_files_and_overrides_never_give_a_traceback(tmp_path: Path) -> None:
+    """Random corruptions of a preset: exit 0 or 2, never a traceback (once 37 of 400 were)."""
+    from farl_cli.config import presets_dir
+
+    rng = np.random.default_rng(2026)
+    text = (presets_dir() / "platform-fppo.yaml").read_text()
+    outcomes = {0: 0, 2: 0}
+    for n in range(160):
+        path = tmp_path / f"m{n}.yaml"
+        path.write_bytes(mutate(text, rng))
+        commands = [["inspect-actions", str(path)]]
+        if n % 4 == 0:  # training is slower: a quarter of them, one step each
+            commands.append(
+                ["train", "--preset", str(path), "--total-steps", "1", "--quiet",
+                 "--run-dir", str(tmp_path / f"run{n}")]
+            )  # fmt: skip
+        if n % 4 == 1:  # the same values through --set
+            key = ["env.bins", "agent.epochs", "agent.clip_epsilon", "train.total_steps",
+                   "agent.hidden_sizes", "env.num_envs", "train.seed"][n % 7]  # fmt: skip
+            value = MUTANT_VALUES[int(rng.integers(len(MUTANT_VALUES)))]
+            commands.append(["inspect-actions", "platform-fppo", "--json"])
+            commands.append(
+                ["train", "--preset", "platform-fppo", "--set", f"{key}={value}",
+                 "--total-steps", "1", "--quiet", "--run-dir", str(tmp_path / f"set{n}")]
+            )  # fmt: skip
+        for args in commands:
+            result = runner.invoke(app, args)
+            context = f"{args} with {path.read_bytes()[:300]!r}:\n{result.output}"
+            assert result.exit_code in (0, 2), context
+            assert not isinstance(result.exception, Exception), context
+            assert "Traceback" not in result.output, context
+            outcomes[result.exit_code] += 1
+    assert outcomes[0] > 10 and outcomes[2] > 50, outcomes  # both kinds were exercised
