@@ -60,7 +60,7 @@ def main() -> None:
     runs_root = args.out / "runs" / label
     jobs = [(args.preset, args.overrides, s, runs_root / f"seed{s}") for s in seeds]
     with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
-        runs = pool.map(run_seed, jobs)
+        runs = list(pool.imap(run_seed, jobs, chunksize=1))  # a free worker takes the next seed
     report_curves(label, Curves.from_runs(runs), args.out, stamp, args.target)
 
 

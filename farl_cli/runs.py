@@ -189,14 +189,24 @@ class CheckpointStore:
 
 
 def metrics_rows_up_to(metrics: Path, step: int) -> tuple[list[str], list[dict[str, str]]]:
-    """Header and rows of a metrics file whose step is at most ``step``."""
+    """Header and whole rows of a metrics file whose step is at most ``step``.
+
+    A last line without its newline was cut by a crash mid-write: it is dropped.
+    """
     try:
-        with metrics.open(newline="", encoding="utf-8") as f:
-            reader = csv.DictReader(f)
-            rows = [row for row in reader if _step(row) is not None and _step(row) <= step]
-            return list(reader.fieldnames or []), rows
+        text = metrics.read_text(encoding="utf-8")
     except FileNotFoundError:
         return [], []
+    lines = text.splitlines(keepends=True)
+    if lines and not lines[-1].endswith("\n"):
+        lines.pop()
+    reader = csv.DictReader(lines)
+    rows = [
+        row
+        for row in reader
+        if None not in row.values() and (s := _step(row)) is not None and s <= step
+    ]
+    return list(reader.fieldnames or []), rows
 
 
 def _step(row: dict[str, str]) -> int | None:

@@ -204,3 +204,51 @@ def test_a_run_that_ends_before_learning_starts_says_so(tmp_path: Path) -> None:
     assert result.warnings and "before the agent learned anything" in result.warnings[0]
     assert "learning_starts is 500" in result.warnings[0]
     assert result.buffer_saved is False
+
+
+def test_sigkill_at_random_moments_leaves_loadable_checkpoints_and_a_resumable_run(
+    tmp_path: Path,
+) -> None:
+    """20 SIGKILLs, some during checkpoint writes: every checkpoint left loads, the run
+    resumes from its newest one, and metrics.csv never holds a step twice."""
+    import os
+    import random
+    import shutil
+    import signal
+    import time
+
+    from helpers import start_farl
+
+    run_dir = tmp_path / "run"
+    settings = [
+        "--set", "env.num_envs=2", "--set", "agent.rollout_steps=64",
+        "--set", "agent.minibatch_size=64", "--set", "agent.epochs=1",
+        "--set", "train.checkpoint_every=64", "--set", "train.eval_every=512",
+        "--set", "train.eval_episodes=2", "--set", "train.log_every=32",
+    ]  # fmt: skip
+    fresh = ["train", "--preset", "platform-fppo", *settings, "--total-steps", "3072",
+             "--quiet", "--run-dir", str(run_dir)]  # fmt: skip
+    rng = random.Random(7)
+    resumed = 0
+    for _ in range(20):
+        newest = newest_checkpoint(run_dir) if run_dir.exists() else None
+        if newest is None:  # killed before its first checkpoint: nothing to keep
+            shutil.rmtree(run_dir, ignore_errors=True)
+            proc = start_farl(*fresh)
+        else:
+            proc = start_farl("train", "--resume", str(newest), "--quiet")
+            resumed += 1
+        time.sleep(rng.uniform(1.2, 3.5))
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate(timeout=30)
+        for path in (run_dir / "checkpoints").glob("*.pt"):
+            load_checkpoint(path)  # raises if any is torn
+    assert resumed >= 10  # most rounds got far enough to leave a checkpoint
+    newest = newest_checkpoint(run_dir)
+    assert newest is not None
+    done = start_farl("train", "--resume", str(newest), "--quiet")
+    _, err = done.communicate(timeout=300)
+    assert done.returncode == 0, err
+    steps = steps_of(run_dir / "metrics.csv")
+    assert steps == sorted(set(steps)) and steps[-1] == 3072
+    assert not list((run_dir / "checkpoints").glob(".*.tmp"))
