@@ -221,6 +221,8 @@ def train_command(
     else:
         plan = plan_new(preset, sets, run_dir)
     resolved = plan.preset
+    for note in plan.notes:
+        err_console.print(f"[yellow]note:[/] {escape(note)}", highlight=False, soft_wrap=True)
     if plan.parent is not None:
         err_console.print(
             f"{plan.parent} is not its run's newest checkpoint: continuing in a new run "

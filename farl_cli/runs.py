@@ -238,6 +238,7 @@ class RunPlan:
     resume: dict[str, Any] | None = None
     parent: Path | None = None  # the checkpoint a fork started from
     overrides: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the user should know before it runs
 
     @property
     def start_step(self) -> int:
@@ -277,6 +278,14 @@ def plan_resume(
     _check_fixed_keys(checkpoint, base, preset)
     check_resume_state(checkpoint, data, preset)
     step = int(data["counters"]["global_step"])
+    notes = []
+    buffer = data.get("agent", {}).get("buffer") if isinstance(data.get("agent"), dict) else None
+    if isinstance(buffer, dict) and not buffer.get("has_data", True):
+        starts = getattr(preset.agent, "learning_starts", 0)
+        notes.append(
+            f"{checkpoint} holds no replay buffer (saved without --save-buffer): the resumed "
+            f"run collects {starts:,} uniform steps again before it learns"
+        )
 
     origin = checkpoint.resolve().parent.parent
     newest = newest_checkpoint(origin)
@@ -287,7 +296,7 @@ def plan_resume(
         and (origin / "metrics.csv").exists()
     )
     if in_place:
-        plan = RunPlan(preset, origin, data, overrides=sets)
+        plan = RunPlan(preset, origin, data, overrides=sets, notes=notes)
         header, rows = metrics_rows_up_to(origin / "metrics.csv", step)
         if header:  # rows logged after the checkpoint are logged again as the run redoes them
             write_metrics(origin / "metrics.csv", header, rows)
@@ -299,7 +308,7 @@ def plan_resume(
     header, rows = metrics_rows_up_to(origin / "metrics.csv", step)
     if header:
         write_metrics(directory / "metrics.csv", header, rows)
-    return RunPlan(preset, directory, data, parent=checkpoint, overrides=sets)
+    return RunPlan(preset, directory, data, parent=checkpoint, overrides=sets, notes=notes)
 
 
 def _check_same_preset(checkpoint: Path, saved: Preset, preset_arg: str) -> None:

@@ -204,6 +204,8 @@ def test_a_run_that_ends_before_learning_starts_says_so(tmp_path: Path) -> None:
     assert result.warnings and "before the agent learned anything" in result.warnings[0]
     assert "learning_starts is 500" in result.warnings[0]
     assert result.buffer_saved is False
+    plan = plan_resume(result.last_checkpoint, None, ["train.total_steps=200"], None)
+    assert plan.notes and "collects 500 uniform steps again" in plan.notes[0]
 
 
 def test_sigkill_at_random_moments_leaves_loadable_checkpoints_and_a_resumable_run(
