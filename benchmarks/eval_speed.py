@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from common import RESULTS as RESULTS_DIR
-from common import append_row
+from common import append_row, run_stamp
 
 RESULTS = RESULTS_DIR / "eval_speed.csv"
 
@@ -34,6 +34,7 @@ def main() -> None:
     parser.add_argument("--label", default="", help="what the checkpoint is, for the CSV")
     parser.add_argument("--out", type=Path, default=RESULTS, help="CSV to append to")
     args = parser.parse_args()
+    stamp = run_stamp("benchmarks/eval_speed.py")
     command = [
         sys.executable,
         "-m",
@@ -74,6 +75,7 @@ def main() -> None:
             "env": info["env"],
             "mode": mode,
             "label": args.label,
+            **stamp,
         },
     )
 
