@@ -121,6 +121,25 @@ class RolloutBuffer:
         """Start a new rollout in the same storage."""
         self.t = 0
 
+    def state_dict(self) -> dict[str, Any]:
+        """The steps written so far: a run stopped mid-rollout resumes with them."""
+        return {
+            "t": self.t,
+            **{f.name: getattr(self.data, f.name)[: self.t].clone() for f in fields(self.data)},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`; shapes are checked."""
+        t = state["t"]
+        if not isinstance(t, int) or not 0 <= t <= self.steps:
+            raise ValueError(f"rollout position {t!r} outside 0..{self.steps}")
+        for f in fields(self.data):
+            target, value = getattr(self.data, f.name), state[f.name]
+            if not isinstance(value, Tensor) or value.shape != target[:t].shape:
+                raise ValueError(f"rollout.{f.name} does not fit the rollout buffer")
+            target[:t] = value
+        self.t = t
+
 
 class ReplayBuffer:
     """Preallocated circular replay memory; sub-actions stored as small integers.

@@ -156,10 +156,17 @@ def checkpoint_payload(
     agent: Agent,
     counters: Counters,
     envs: VectorEnv,
+    obs: np.ndarray,
+    ep_return: np.ndarray,
 ) -> dict[str, Any]:
-    """Everything a checkpoint holds: plain data and tensors only."""
+    """Everything a checkpoint holds: plain data and tensors only.
+
+    Where every environment can be snapshotted, their states, the current observations and
+    the returns of the episodes in progress are included, so that a resumed run continues
+    exactly where it stopped; otherwise it restarts its episodes.
+    """
     env_rng = [g.bit_generator.state for g in envs.get_attr("np_random")]
-    return {
+    payload = {
         "preset": preset.model_dump(mode="json"),
         "obs_dim": obs_dim,
         "space": space.to_dict(),
@@ -167,6 +174,31 @@ def checkpoint_payload(
         "counters": counters.__dict__.copy(),
         "rng": {"torch": torch.get_rng_state(), "envs": env_rng},
     }
+    snapshots = list(envs.get_attr("snapshot_state"))
+    if all(s is not None for s in snapshots):
+        payload["episodes"] = {
+            "snapshots": snapshots,
+            "obs": torch.from_numpy(np.array(obs)),  # its own dtype: MuJoCo's is float64
+            "returns": torch.from_numpy(np.array(ep_return, dtype=np.float64)),
+        }
+    return payload
+
+
+def restore_episodes(
+    envs: VectorEnv, saved: Any, obs: np.ndarray, path: Path
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Put the saved episodes in progress back into ``envs``: observations and returns."""
+    if not isinstance(saved, dict):
+        return None
+    try:
+        saved_obs = saved["obs"].numpy()
+        returns = saved["returns"].numpy().astype(np.float64)
+        if saved_obs.shape != obs.shape or returns.shape != (obs.shape[0],):
+            raise ValueError("shapes differ from the environments'")
+        envs.set_attr("snapshot_state", list(saved["snapshots"]))
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
+        raise CheckpointError(f"{path}: its episodes in progress do not fit ({exc})") from None
+    return saved_obs.astype(obs.dtype), returns
 
 
 def due(counters: Counters, what: str, every: int) -> bool:
@@ -315,7 +347,9 @@ def run(
 
         def save(name: str) -> Path:
             counters.recent_returns = list(recent)
-            payload = checkpoint_payload(preset, obs_dim, space, agent, counters, envs)
+            payload = checkpoint_payload(
+                preset, obs_dim, space, agent, counters, envs, obs, ep_return
+            )
             return store.save(name, payload, counters.global_step)
 
         def run_eval() -> EvalStats:
@@ -331,11 +365,18 @@ def run(
         started = time.perf_counter() - counters.elapsed
         window_start, window_step = time.perf_counter(), counters.global_step
         try:
-            # a resumed run starts fresh episodes, with the environments' generators restored
             obs, _ = envs.reset(seed=cfg.seed + 7919 * counters.resumes)
-            if state is not None and len(state["rng"]["envs"]) == n:
-                envs.set_attr("np_random", [generator(g) for g in state["rng"]["envs"]])
             ep_return = np.zeros(n)
+            restored = None
+            if state is not None:  # the episodes in progress, exactly, where envs allow it
+                restored = restore_episodes(
+                    envs, state.get("episodes"), obs, plan.parent or run_dir
+                )
+            if restored is not None:
+                obs, ep_return = restored
+            elif state is not None and len(state["rng"]["envs"]) == n:
+                # fresh episodes, with the environments' generators restored
+                envs.set_attr("np_random", [generator(g) for g in state["rng"]["envs"]])
             pending: list[dict[str, float]] = []  # agent metrics since the last row
             while counters.global_step < cfg.total_steps and not stop:
                 actions = agent.explore(obs)

@@ -6,6 +6,7 @@ import csv
 from pathlib import Path
 
 import pytest
+import torch
 
 from farl_cli.checkpoint import load_checkpoint
 from farl_cli.config import load_preset
@@ -134,3 +135,75 @@ def test_fsac_resume_with_the_saved_replay_buffer(tmp_path: Path) -> None:
     after = load_checkpoint(second.last_checkpoint)["agent"]
     assert after["updates"] == saved["agent"]["updates"] + 40
     assert after["buffer"]["size"] == 340
+
+
+def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
+    """Every tensor of an agent's state, flattened by name."""
+    out = {}
+
+    def walk(tree: object, prefix: str) -> None:
+        if isinstance(tree, torch.Tensor):
+            out[prefix] = tree
+        elif isinstance(tree, dict):
+            for key, value in tree.items():
+                walk(value, f"{prefix}.{key}")
+
+    walk(load_checkpoint(checkpoint)["agent"], "agent")
+    return out
+
+
+@pytest.mark.parametrize(
+    ("preset_name", "sets", "split", "total"),
+    [
+        # FPPO stopped mid-rollout (300 is not a multiple of the 128-step rollout)
+        ("platform-fppo", [*TINY[1:], "env.num_envs=2", "agent.rollout_steps=128"], 300, 640),
+        (
+            "platform-fsac",
+            [
+                "agent.hidden_sizes=[32, 32]",
+                "agent.batch_size=32",
+                "agent.learning_starts=100",
+                "train.eval_episodes=2",
+                "train.log_every=100",
+                "train.save_buffer=true",
+            ],
+            300,
+            500,
+        ),
+        (
+            "hopper-fppo",
+            [
+                "env.num_envs=2",
+                "agent.rollout_steps=128",
+                "agent.minibatch_size=64",
+                "agent.epochs=1",
+                "agent.hidden_sizes=[32, 32]",
+                "train.eval_episodes=1",
+                "train.log_every=100",
+            ],
+            300,
+            640,
+        ),
+    ],
+)
+def test_a_run_split_at_a_checkpoint_ends_with_the_same_weights_bit_for_bit(
+    tmp_path: Path, preset_name: str, sets: list[str], split: int, total: int
+) -> None:
+    cadence = [f"train.eval_every={split}", "train.checkpoint_every=100000"]
+    preset = load_preset(preset_name, [*sets, *cadence, f"train.total_steps={total}"])
+    whole = train(preset, tmp_path / "whole")
+    stop = StopRequest()
+
+    def stop_at_split(step: int, sps: float, row: dict) -> None:
+        if step >= split:
+            stop.signal = "SIGINT"
+
+    first = train(preset, tmp_path / "split", stop=stop, on_progress=stop_at_split)
+    assert first.status == "interrupted" and first.global_step == split
+    assert "episodes" in load_checkpoint(first.last_checkpoint)  # the envs were snapshotted
+    second = resume(first.last_checkpoint)
+    assert second.global_step == whole.global_step == total
+    a, b = weights(whole.last_checkpoint), weights(second.last_checkpoint)
+    assert a.keys() == b.keys()
+    different = [k for k in a if not torch.equal(a[k], b[k])]
+    assert not different, different[:5]

@@ -203,10 +203,16 @@ class FPPOAgent(PolicyActor):
     # ------------------------------------------------------------------ persistence
 
     def state_dict(self) -> dict[str, Any]:
-        """Networks, normalizer and optimizer: everything a resumed run needs."""
-        return {**self.module_states(), "updates": self.updates}
+        """Networks, normalizer, optimizer and the rollout collected so far."""
+        return {
+            **self.module_states(),
+            "updates": self.updates,
+            "rollout": self.buffer.state_dict(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of :meth:`state_dict`."""
         self.load_module_states(state)
         self.updates = int(state["updates"])
+        if "rollout" in state:  # older checkpoints were taken between rollouts
+            self.buffer.load_state_dict(state["rollout"])

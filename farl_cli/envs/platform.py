@@ -160,6 +160,23 @@ class PlatformEnv(gym.Env):
             return frames
         return None
 
+    def snapshot(self) -> dict[str, Any]:
+        """Everything the next step depends on, so that a resumed run continues exactly."""
+        return {
+            "player": [self.x, self.y, self.vx, self.vy],
+            "enemies": [[e.x, e.speed] for e in self.enemies],
+            "actions_taken": self.actions_taken,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        """Inverse of :meth:`snapshot`."""
+        self.x, self.y, self.vx, self.vy = (float(v) for v in state["player"])
+        for enemy, (x, speed) in zip(self.enemies, state["enemies"], strict=True):
+            enemy.x, enemy.speed = float(x), float(speed)
+        self.actions_taken = int(state["actions_taken"])
+        self._frames = [self._snapshot()]
+        self._pending_frames = list(self._frames)
+
     def frames_of_last_action(self) -> np.ndarray:
         """Every physics frame of the last action as ``[frames, 300, 1035, 3]`` uint8 images."""
         if self.render_mode is None:

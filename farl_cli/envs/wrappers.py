@@ -6,7 +6,10 @@ from typing import Any
 
 import gymnasium as gym
 import numpy as np
+import torch
 from gymnasium import spaces
+from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
+from gymnasium.wrappers import TimeLimit
 
 from farl_cli.spaces import (
     Codec,
@@ -30,6 +33,73 @@ class FactoredActions(gym.ActionWrapper):
     def action(self, action: np.ndarray) -> Any:
         """Decode sub-action indices into the wrapped environment's native action."""
         return self.codec.decode(action)
+
+    @property
+    def snapshot_state(self) -> dict[str, Any] | None:
+        """The environment's whole state (its own, its generator's, its time limit's), or
+        None where the environment cannot be snapshotted. Settable: a vector env's
+        ``set_attr("snapshot_state", states)`` restores each of its environments."""
+        base = self.env.unwrapped
+        own = base_snapshot(base)
+        if own is None:
+            return None
+        return {
+            "env": own,
+            "rng": base.np_random.bit_generator.state,
+            "elapsed_steps": [w._elapsed_steps for w in _time_limits(self.env)],
+        }
+
+    @snapshot_state.setter
+    def snapshot_state(self, state: dict[str, Any]) -> None:
+        base = self.env.unwrapped
+        restore_base(base, state["env"])
+        base.np_random.bit_generator.state = state["rng"]
+        limits = _time_limits(self.env)
+        if len(limits) != len(state["elapsed_steps"]):
+            raise ValueError("the snapshot's time limits do not match the environment's")
+        for wrapper, elapsed in zip(limits, state["elapsed_steps"], strict=True):
+            wrapper._elapsed_steps = elapsed
+
+
+def _time_limits(env: gym.Env) -> list[TimeLimit]:
+    out = []
+    while isinstance(env, gym.Wrapper):
+        if isinstance(env, TimeLimit):
+            out.append(env)
+        env = env.env
+    return out
+
+
+def base_snapshot(base: gym.Env) -> dict[str, Any] | None:
+    """An environment's own state: what it declares (``snapshot()``), MuJoCo's integration
+    state (positions, velocities, actuators, the solver's warm start), or None."""
+    if callable(getattr(base, "snapshot", None)) and callable(getattr(base, "restore", None)):
+        return {"declared": base.snapshot()}
+    if isinstance(base, MujocoEnv):
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        state = np.empty(mujoco.mj_stateSize(base.model, spec))
+        mujoco.mj_getState(base.model, base.data, state, spec)
+        return {"mujoco": torch.from_numpy(state)}
+    return None
+
+
+def restore_base(base: gym.Env, state: dict[str, Any]) -> None:
+    """Inverse of :func:`base_snapshot`."""
+    if "declared" in state:
+        base.restore(state["declared"])
+    elif "mujoco" in state and isinstance(base, MujocoEnv):
+        import mujoco
+
+        spec = mujoco.mjtState.mjSTATE_INTEGRATION
+        values = np.ascontiguousarray(state["mujoco"].numpy(), dtype=np.float64)
+        if values.shape != (mujoco.mj_stateSize(base.model, spec),):
+            raise ValueError("the snapshot's MuJoCo state does not fit this model")
+        mujoco.mj_setState(base.model, base.data, values, spec)
+        mujoco.mj_forward(base.model, base.data)
+    else:
+        raise ValueError("this environment cannot restore that snapshot")
 
 
 def dimension_names(env: gym.Env) -> tuple[str, ...] | None:
