@@ -1,4 +1,4 @@
-"""The Platform game against the numbers of shared/platform-spec.md."""
+"""The Platform game against the numbers of its specification (see farl_cli/envs/platform.py)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,32 @@
-"""The Platform game (Masson, Ranchod and Konidaris, 2016), as ``shared/platform-spec.md`` fixes it.
+"""The Platform game (Masson, Ranchod and Konidaris, 2016), to an exact specification.
 
-Every number below comes from that specification; the step numbers in comments refer to its
-"One frame, in order" list. One numpy generator serves every draw, in the spec's order.
+A player runs, hops or leaps right across three platforms (x from 0 to 250, 475 to 750 and
+985 to 1035, all 40 high) over two gaps, past an enemy pacing on each of the first two, to
+the goal at x = 1035. One action lasts several physics frames of DT = 0.05: a run 20 frames,
+a hop or leap until the player stands on a platform again. Each frame, in this order (the
+comments below cite these numbers):
+
+1. on a platform means y == 40 and platform.x - 20 <= x <= platform.x + width;
+2. on a platform the action applies: run(p) adds p to vx (at most 30 a frame); hop and
+   leap take off by the jump rule with dy0 = 35 and 25; off a platform gravity takes 9.8 *
+   DT from vy;
+3. the jump rule: T = 2 dy0 / 9.8 + 1, dx0 = p / T - vx clipped to [-600, 200 - dy0], two
+   take-off noises -|N(0, 1)| (n0 then n1), vx += clip(dx0 + n0, -30, 30), vy += dy0 + n1;
+4. after every speed change vx loses |N(0, 0.025)|, vx is clipped to [-100, 100] and vy to
+   [-200, 200], then vx to >= 0;
+5. on a platform (tested again) vx is clipped to [0, 70];
+6. the active enemy is the second when x > 475, else the first; only it moves;
+7. the player moves by velocity * DT, x clipped to [0, 1035], then vx *= 0.99;
+8. the active enemy reverses at its platform's ends, its speed gets N(0, 0.025) noise
+   (clipped to [-30, 30]) and it moves, clipped to its platform;
+9. a player overlapping a platform is pushed out along the axis of smaller displacement
+   (a landing snaps y to 40), and every push sets vx to 0;
+10. the step's reward is (x - x_start) / 1035, recomputed each frame;
+11. the episode ends when y < 40 (fallen into a gap), when the player touches either enemy,
+    or at x >= 1035 (the goal, reward (1035 - x_start) / 1035).
+
+An episode's return therefore telescopes to final_x / 1035, exactly 1.0 at the goal. One
+numpy generator serves every random draw, in the order above.
 """
 
 from __future__ import annotations
