@@ -95,6 +95,12 @@ def claim_run_dir(path: Path) -> Path:
     return path
 
 
+def release_run_dir(path: Path) -> None:
+    """Give back a run directory that nothing was written to (a run that could not start)."""
+    with contextlib.suppress(OSError):
+        path.rmdir()  # only succeeds when empty
+
+
 def already_a_run(path: Path) -> str:
     """What to say about a directory that holds a run: the exact command that continues it."""
     newest = newest_checkpoint(path)

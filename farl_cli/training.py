@@ -23,7 +23,14 @@ from farl_cli.config import EnvConfig, Preset
 from farl_cli.envs import make_factored_env
 from farl_cli.errors import FarlError
 from farl_cli.evaluation import EvalStats, evaluate, make_vector_env
-from farl_cli.runs import RunError, RunPlan, claim_run_dir, open_run, plan_resume
+from farl_cli.runs import (
+    RunError,
+    RunPlan,
+    claim_run_dir,
+    open_run,
+    plan_resume,
+    release_run_dir,
+)
 from farl_cli.spaces import FactoredSpace
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes never share seeds with training ones
@@ -90,7 +97,8 @@ def make_training_envs(cfg: EnvConfig) -> VectorEnv:
 
 
 def probe_env(cfg: EnvConfig) -> tuple[int, FactoredSpace]:
-    """Observation size and factored space of an environment."""
+    """Observation size and factored space of an environment, after one reset: a run finds
+    out that its environment cannot start (a missing engine) before it writes anything."""
     env = make_factored_env(cfg)
     try:
         shape = env.observation_space.shape
@@ -98,6 +106,7 @@ def probe_env(cfg: EnvConfig) -> tuple[int, FactoredSpace]:
             raise FarlError(
                 f"{cfg.name}: farl's networks take flat observations, got {env.observation_space}"
             )
+        env.reset(seed=0)
         return int(shape[0]), env.factored_space
     finally:
         env.close()
@@ -315,9 +324,13 @@ def run(
     cfg = preset.train
     stop = stop if stop is not None else StopRequest()
     with stop.installed():  # a signal during start-up stops the run cleanly too
+        try:
+            obs_dim, space = probe_env(preset.env)
+        except BaseException:
+            release_run_dir(run_dir)
+            raise
         store = open_run(plan)
         seed_everything(cfg.seed)
-        obs_dim, space = probe_env(preset.env)
         agent = make_agent(preset, obs_dim, space)
         counters = Counters(
             next_eval=cfg.eval_every, next_checkpoint=cfg.checkpoint_every, next_log=cfg.log_every

@@ -30,17 +30,27 @@ needs_engine = pytest.mark.skipif(
 runner = CliRunner()
 
 
-def test_without_the_engine_every_football_command_says_how_to_install_it(
-    monkeypatch: pytest.MonkeyPatch,
+def test_without_the_engine_spaces_are_known_and_running_says_how_to_install_it(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.setitem(sys.modules, "gfootball", None)  # as if it were not installed
     monkeypatch.setitem(sys.modules, "gfootball.env", None)
+    env = make_env("football-3v1")  # the spaces are static: no engine needed
+    assert env.action_space.nvec.tolist() == [19, 19, 19]
     with pytest.raises(
         FarlError, match=re.escape("install it with: bash scripts/install-football.sh")
     ):
-        make_env("football-3v1")
-    result = runner.invoke(app, ["inspect-actions", "football-3v1-fppo"])
+        env.reset(seed=0)
+    result = runner.invoke(app, ["inspect-actions", "football-3v1-fppo", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["joint_actions"] == 6859
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", "--preset", "football-3v1-fppo", "--total-steps", "1", "--run-dir",
+              str(run_dir)]
+    )  # fmt: skip
     assert result.exit_code == 2 and INSTALL_HINT in result.output.replace("\n", "")
+    assert not run_dir.exists()  # found out before the run wrote anything
 
 
 def test_football_names_are_the_scenario_and_the_prefix_family() -> None:

@@ -79,7 +79,8 @@ class FootballEnv(gym.Env):
         logdir: str | None = None,
         duration: int = 400,
     ) -> None:
-        self._football = gfootball_env_module()
+        # the engine is imported and started at the first reset: spaces and labels are
+        # static, so inspecting the action space needs no engine
         self.scenario = scenario
         self.players = players
         self.render_mode = render_mode
@@ -94,9 +95,10 @@ class FootballEnv(gym.Env):
         self._steps = 0
 
     def _make_engine(self, seed: int) -> Any:
+        football = gfootball_env_module()
         try:
             with _quiet_old_gym():
-                return self._football.create_environment(
+                return football.create_environment(
                     env_name=self.scenario,
                     representation="simple115v2",
                     rewards="scoring",
