@@ -210,3 +210,27 @@ def test_rendering_without_a_display_shows_every_frame_of_the_last_action(mode: 
         assert rendered.shape == (300, 1035, 3)
     else:
         assert len(rendered) == info["frames"] + 1  # the reset frame, then every physics frame
+
+
+def test_a_snapshot_mid_episode_is_plain_data_and_restores_the_same_future(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    from farl_cli.checkpoint import load_checkpoint, save_checkpoint
+
+    hop = (1, (np.array([0.0]), np.array([400.0]), np.array([0.0])))
+    a, b = PlatformEnv(), PlatformEnv()
+    a.reset(seed=3)
+    b.reset(seed=9)
+    a.step(hop)
+    a.vx = np.float64(a.vx)  # as mid-flight, where the take-off noise is a numpy scalar
+    a.enemies[0].x = np.float64(a.enemies[0].x)
+    state = a.snapshot()
+    # what weights_only loading accepts: nothing but Python numbers and containers
+    path = save_checkpoint(tmp_path / "s.pt", {"state": state, "t": torch.zeros(1)})
+    assert load_checkpoint(path)["state"] == state
+    b.restore(state)
+    b.np_random.bit_generator.state = a.np_random.bit_generator.state
+    for _ in range(3):
+        run = (0, (np.array([20.0]), np.array([0.0]), np.array([0.0])))
+        out_a, out_b = a.step(run), b.step(run)
+        assert np.array_equal(out_a[0], out_b[0]) and out_a[1:4] == out_b[1:4]

@@ -186,11 +186,15 @@ class PlatformEnv(gym.Env):
         return None
 
     def snapshot(self) -> dict[str, Any]:
-        """Everything the next step depends on, so that a resumed run continues exactly."""
+        """Everything the next step depends on, so that a resumed run continues exactly.
+
+        Plain Python numbers (a take-off's noise makes the speeds numpy scalars), so that a
+        checkpoint holding it loads with ``weights_only``.
+        """
         return {
-            "player": [self.x, self.y, self.vx, self.vy],
-            "enemies": [[e.x, e.speed] for e in self.enemies],
-            "actions_taken": self.actions_taken,
+            "player": [float(v) for v in (self.x, self.y, self.vx, self.vy)],
+            "enemies": [[float(e.x), float(e.speed)] for e in self.enemies],
+            "actions_taken": int(self.actions_taken),
         }
 
     def restore(self, state: dict[str, Any]) -> None:
