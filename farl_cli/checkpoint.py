@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from farl_cli import __version__
@@ -22,11 +23,25 @@ class CheckpointError(FarlError):
     """A checkpoint that cannot be used: missing, corrupt, unsafe, foreign or incompatible."""
 
 
+def plain(value: Any) -> Any:
+    """``value`` with numpy scalars as Python numbers and numpy arrays as tensors: what a
+    ``weights_only`` load accepts."""
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(plain(v) for v in value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return torch.from_numpy(value.copy())
+    return value
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` with format metadata; a crash mid-write leaves no partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     data = {"format": FORMAT, "format_version": FORMAT_VERSION, "farl_version": __version__}
-    data.update(payload)
+    data.update(plain(payload))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

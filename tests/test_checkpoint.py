@@ -89,3 +89,13 @@ def test_a_truncated_checkpoint_is_refused(tmp_path: Path) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "none.pt")
+
+
+def test_numpy_values_are_saved_as_plain_data_that_loads_safely(tmp_path: Path) -> None:
+    import numpy as np
+
+    payload = {"x": np.float64(1.5), "n": [np.int64(3)], "a": np.arange(3)}
+    loaded = load_checkpoint(save_checkpoint(tmp_path / "n.pt", payload))
+    assert loaded["x"] == 1.5 and type(loaded["x"]) is float
+    assert loaded["n"] == [3] and type(loaded["n"][0]) is int
+    assert torch.equal(loaded["a"], torch.arange(3))
