@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -104,7 +103,6 @@ def presets_show_command(
 def presets_command() -> None:
     """List the bundled presets."""
     from farl_cli.config import load_preset, preset_names
-    from farl_cli.envs import is_football
 
     wide = console.width >= 120
     table = Table(title="farl presets", title_justify="left")
@@ -117,7 +115,8 @@ def presets_command() -> None:
             name,
             p.agent.algo,
             p.env.factorization or "(natural)",
-            "-" if is_football(p.env.name) else str(p.env.bins),
+            # what the preset declares: environments without continuous actions set no bins
+            str(p.env.bins) if "bins" in p.env.model_fields_set else "-",
             f"{p.train.total_steps:,}",
         ]
         table.add_row(*row, p.description) if wide else table.add_row(*row)
@@ -306,8 +305,9 @@ def eval_command(
     import torch
     from rich.progress import Progress
 
+    from farl_cli.envs.vector import env_factory
     from farl_cli.evaluation import evaluate
-    from farl_cli.training import env_factory, restore
+    from farl_cli.training import restore
 
     torch.set_num_threads(threads)
     restored = restore(checkpoint)
@@ -371,33 +371,31 @@ def enjoy_command(
 ) -> None:
     """Watch a policy play: in a window when there is a display, else recorded to a video."""
     import os
-    import tempfile
 
-    from farl_cli.envs import MUJOCO_IDS, make_factored_env
+    from farl_cli.envs import make_factored_env
+    from farl_cli.envs.wrappers import RecordFrames
     from farl_cli.evaluation import play
     from farl_cli.training import restore
     from farl_cli.video import VideoWriter
 
     restored = restore(checkpoint)
     preset = restored.preset
-    window = video is None and bool(os.environ.get("DISPLAY")) and preset.env.name in MUJOCO_IDS
-    env = make_factored_env(preset.env, render_mode="human" if window else "rgb_array")
-    # environments that draw their own episode videos (football's 2D sketch) say so
-    record_episodes = None if render_3d else getattr(env.unwrapped, "record_episodes", None)
-    sketch_dir = None
-    if not window and record_episodes is not None:
-        sketch_dir = tempfile.mkdtemp(prefix="farl-enjoy-")
-        record_episodes(sketch_dir)
+    env: Any = make_factored_env(preset.env, render_mode="rgb_array")
+    # a window where the environment can draw one (it declares the "human" render mode)
+    window = (
+        video is None
+        and bool(os.environ.get("DISPLAY"))
+        and "human" in env.metadata.get("render_modes", ())
+    )
     writer = None
-    if not window:
+    if window:
+        env.close()
+        env = make_factored_env(preset.env, render_mode="human")
+    else:
+        env = RecordFrames(env, own_videos=not render_3d)
         path = video or Path(f"{preset.name}-enjoy.mp4")
         writer = VideoWriter(path, fps or int(env.metadata.get("render_fps", 30)))
     act = functools.partial(restored.agent.act, deterministic=deterministic)
-
-    def on_frames(frames: list[Any]) -> None:
-        if writer is not None:
-            for frame in frames:
-                writer.add(frame)
 
     def on_episode(i: int, total: float, length: int, info: dict[str, Any]) -> None:
         extra = " (goal)" if info.get("is_success") else ""
@@ -405,26 +403,25 @@ def enjoy_command(
             f"episode {i + 1}: return {total:.4f} in {length} steps{extra}", highlight=False
         )
 
-    frames_from_steps = writer is not None and sketch_dir is None
     try:
         play(
             act,
             env,
             episodes,
             seed,
-            on_frames=on_frames if frames_from_steps else None,
+            on_frames=writer.add_frames if writer is not None else None,
             on_episode=on_episode,
         )
-        env.close()  # the engine finishes writing its sketch videos on close
-        if writer is not None and sketch_dir is not None:
-            for recorded in env.unwrapped.recorded_videos():
+        env.close()  # an environment writing its own videos finishes them on close
+        if writer is not None:
+            for recorded in env.own_videos():
                 writer.add_video(recorded)
     finally:
         env.close()
+        if isinstance(env, RecordFrames):
+            env.discard()
         if writer is not None:
             writer.close()
-        if sketch_dir is not None:
-            shutil.rmtree(sketch_dir, ignore_errors=True)
     if writer is not None:
         console.print(f"video: {writer.path} ({writer.frames} frames)", highlight=False)
 
@@ -506,22 +503,12 @@ def _print_dependent_values(dims: list[dict[str, Any]]) -> None:
     console.print(table)
 
 
-def _terminated(signum: int, _frame: object) -> None:
-    # before a run installs its own handler, SIGTERM ends farl as Ctrl-C does: one line
-    raise KeyboardInterrupt
-
-
 def main() -> None:
-    """Entry point of the ``farl`` console script."""
-    import signal
-
-    signal.signal(signal.SIGTERM, _terminated)
-    try:
-        app()
-    except KeyboardInterrupt:  # a Ctrl-C before a command's own handling began
-        err_console.print("interrupted", highlight=False)
-        raise SystemExit(130) from None
+    """Run the command line (``farl_cli.__main__.run`` handles signals first)."""
+    app()
 
 
 if __name__ == "__main__":
-    main()
+    from farl_cli.__main__ import run
+
+    run()

@@ -10,9 +10,9 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AutoresetMode, SyncVectorEnv
 
-from farl_cli.errors import FarlError
+from farl_cli.envs.vector import sync_vector_env
+from farl_cli.envs.wrappers import RecordFrames
 
 
 @dataclass
@@ -59,11 +59,6 @@ def summarize(
     )
 
 
-def make_vector_env(env_fns: list[Callable[[], gym.Env]]) -> SyncVectorEnv:
-    """Synchronous vector env that resets in the same step and reports the final observation."""
-    return SyncVectorEnv(env_fns, autoreset_mode=AutoresetMode.SAME_STEP)
-
-
 def final_successes(infos: dict[str, Any], ended: np.ndarray) -> np.ndarray | None:
     """``is_success`` of the episodes that ended this step, where the env reports it."""
     final = infos.get("final_info")
@@ -105,7 +100,7 @@ def _evaluate(
     num_envs = max(1, min(num_envs, episodes))
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     done = np.zeros(num_envs, dtype=np.int64)
-    envs = make_vector_env([env_fn] * num_envs)
+    envs = sync_vector_env([env_fn] * num_envs)
     return_name = str(envs.envs[0].unwrapped.metadata.get("return_name", "return"))
     returns: list[float] = []
     lengths: list[int] = []
@@ -140,19 +135,6 @@ def _evaluate(
     return summarize(returns, lengths, successes, return_name)
 
 
-def episode_frames(env: gym.Env) -> list[np.ndarray]:
-    """Frames of the last step: every physics frame where the env offers them (Platform)."""
-    base = env.unwrapped
-    if hasattr(base, "frames_of_last_action"):
-        return list(base.frames_of_last_action())
-    try:
-        frame = env.render()
-    except gym.error.DependencyNotInstalled as exc:  # e.g. pygame for classic control
-        name = env.spec.id if env.spec is not None else type(base).__name__
-        raise FarlError(f"{name} cannot draw frames: {exc}") from None
-    return [] if frame is None else [np.asarray(frame)]
-
-
 def play(
     act: Callable[[np.ndarray], np.ndarray],
     env: gym.Env,
@@ -161,22 +143,29 @@ def play(
     on_frames: Callable[[list[np.ndarray]], None] | None = None,
     on_episode: Callable[[int, float, int, dict[str, Any]], None] | None = None,
 ) -> list[float]:
-    """Play whole episodes in one environment, handing over frames as they come; ``seed``
-    seeds the first episode and a stochastic policy's sampling."""
+    """Play whole episodes in one environment; ``seed`` seeds the first episode and a
+    stochastic policy's sampling. Through a :class:`RecordFrames` wrapper, the frames it
+    collects are handed to ``on_frames`` as they come."""
     torch.manual_seed(seed)
+    recorder = env if isinstance(env, RecordFrames) else None
+
+    def hand_over() -> None:
+        if recorder is not None and on_frames is not None:
+            frames = recorder.take_frames()
+            if frames:
+                on_frames(frames)
+
     returns = []
     for episode in range(episodes):
         obs, _ = env.reset(seed=seed + episode)
-        if on_frames is not None and not hasattr(env.unwrapped, "frames_of_last_action"):
-            on_frames(episode_frames(env))
+        hand_over()
         total, length = 0.0, 0
         while True:
             action = act(obs[None])[0]
             obs, reward, terminated, truncated, info = env.step(action)
             total += float(reward)
             length += 1
-            if on_frames is not None:
-                on_frames(episode_frames(env))
+            hand_over()
             if terminated or truncated:
                 break
         returns.append(total)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import signal
 import time
 from collections import deque
@@ -12,17 +11,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
-from gymnasium.vector import AsyncVectorEnv, AutoresetMode, VectorEnv
+from gymnasium.vector import VectorEnv
 
 from farl_cli.agents import Agent, make_agent
 from farl_cli.checkpoint import CheckpointError
 from farl_cli.config import EnvConfig, Preset
 from farl_cli.envs import make_factored_env
+from farl_cli.envs.vector import env_factory, make_vector_env
 from farl_cli.errors import FarlError
-from farl_cli.evaluation import EvalStats, evaluate, make_vector_env
+from farl_cli.evaluation import EvalStats, evaluate
 from farl_cli.runs import (
     RunError,
     RunPlan,
@@ -71,29 +70,6 @@ class Counters:
 def seed_everything(seed: int) -> None:
     """Seed torch (the only generator the agents use); environments are seeded on reset."""
     torch.manual_seed(seed)
-
-
-def env_factory(cfg: EnvConfig, render_mode: str | None = None) -> Callable[[], gym.Env]:
-    """A picklable function that builds one factored environment (for worker processes too)."""
-    return functools.partial(make_factored_env, cfg, render_mode)
-
-
-def worker_env(cfg: EnvConfig) -> gym.Env:
-    """An environment built inside a worker process, deaf to SIGINT.
-
-    A Ctrl-C in a terminal reaches the whole process group; the main process then saves a
-    checkpoint and closes the workers itself, which it cannot do if they died mid-step.
-    """
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return make_factored_env(cfg)
-
-
-def make_training_envs(cfg: EnvConfig) -> VectorEnv:
-    """``num_envs`` environments, synchronous by default, in worker processes when asked."""
-    if cfg.vector == "async":
-        fns = [functools.partial(worker_env, cfg)] * cfg.num_envs
-        return AsyncVectorEnv(fns, autoreset_mode=AutoresetMode.SAME_STEP)
-    return make_vector_env([env_factory(cfg)] * cfg.num_envs)
 
 
 def probe_env(cfg: EnvConfig) -> tuple[int, FactoredSpace]:
@@ -353,7 +329,7 @@ def run(
             writer = MetricsWriter(run_dir / "metrics.csv", columns, run_dir / "tensorboard")
         except OSError as exc:
             raise RunError(f"cannot write {run_dir / 'metrics.csv'}: {exc.strerror}") from None
-        envs = make_training_envs(preset.env)
+        envs = make_vector_env(preset.env)
         recent = deque(counters.recent_returns, maxlen=20)
         best_name = "best.pt" if "best.pt" in store.index else None
         last: Path | None = None

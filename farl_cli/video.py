@@ -41,6 +41,11 @@ class VideoWriter:
         self._writer.append_data(frame)
         self.frames += 1
 
+    def add_frames(self, frames: list[np.ndarray]) -> None:
+        """Append several frames."""
+        for frame in frames:
+            self.add(frame)
+
     def close(self) -> None:
         """Finish the file."""
         self._writer.close()

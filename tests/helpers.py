@@ -12,7 +12,7 @@ from pathlib import Path
 def start_farl(*args: str) -> subprocess.Popen[str]:
     """``farl ARGS`` as a separate process in a process group of its own, output piped."""
     return subprocess.Popen(
-        [sys.executable, "-m", "farl_cli.cli", *args],
+        [sys.executable, "-m", "farl_cli", *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

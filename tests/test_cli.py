@@ -92,7 +92,7 @@ def test_bad_preset_file_through_the_console_script(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("env: {name: platform, bins: 1}\nagent: {algo: fppo, learning_rate: -1}\n")
     proc = subprocess.run(
-        [sys.executable, "-m", "farl_cli.cli", "inspect-actions", str(bad)],
+        [sys.executable, "-m", "farl_cli", "inspect-actions", str(bad)],
         capture_output=True,
         text=True,
         check=False,

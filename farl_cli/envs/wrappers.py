@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -11,6 +12,7 @@ from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.wrappers import TimeLimit
 
+from farl_cli.errors import FarlError
 from farl_cli.spaces import (
     Codec,
     FactoredSpace,
@@ -59,6 +61,82 @@ class FactoredActions(gym.ActionWrapper):
             raise ValueError("the snapshot's time limits do not match the environment's")
         for wrapper, elapsed in zip(limits, state["elapsed_steps"], strict=True):
             wrapper._elapsed_steps = elapsed
+
+
+class RecordFrames(gym.Wrapper):
+    """Collects the frames of a video of the episodes played through it.
+
+    Environments opt into more than one ``render()`` a step by declaring it:
+    ``frames_of_last_action()`` gives every physics frame of the last action (Platform);
+    ``record_episodes(directory)`` with ``recorded_videos()`` lets an environment write each
+    episode's video itself, far faster than frame by frame (football's 2D sketch), used
+    when ``own_videos`` is true.
+    """
+
+    def __init__(self, env: gym.Env, own_videos: bool = True) -> None:
+        super().__init__(env)
+        base = env.unwrapped
+        self._every_frame = callable(getattr(base, "frames_of_last_action", None))
+        self._videos_dir: str | None = None
+        if own_videos and callable(getattr(base, "record_episodes", None)):
+            import tempfile
+
+            self._videos_dir = tempfile.mkdtemp(prefix="farl-videos-")
+            base.record_episodes(self._videos_dir)
+        self._frames: list[np.ndarray] = []
+
+    @property
+    def records_own_videos(self) -> bool:
+        """Whether the environment writes the episodes' videos itself (see ``own_videos``)."""
+        return self._videos_dir is not None
+
+    def reset(self, **kwargs: Any) -> tuple[Any, dict[str, Any]]:
+        """Reset; the first frame of the episode is collected where a step will not hold it."""
+        obs, info = self.env.reset(**kwargs)
+        if not self.records_own_videos and not self._every_frame:
+            self._frames += self._render()
+        return obs, info
+
+    def step(self, action: Any) -> tuple[Any, Any, bool, bool, dict[str, Any]]:
+        """Step, collecting the frames it drew."""
+        out = self.env.step(action)
+        if not self.records_own_videos:
+            if self._every_frame:
+                self._frames += list(self.env.unwrapped.frames_of_last_action())
+            else:
+                self._frames += self._render()
+        return out
+
+    def take_frames(self) -> list[np.ndarray]:
+        """The frames collected since the last call."""
+        frames, self._frames = self._frames, []
+        return frames
+
+    def own_videos(self) -> list[Path]:
+        """The environment's own episode videos, once it is closed (it finishes them then)."""
+        if self._videos_dir is None:
+            return []
+        return list(self.env.unwrapped.recorded_videos())
+
+    def _render(self) -> list[np.ndarray]:
+        try:
+            frame = self.env.render()
+        except gym.error.DependencyNotInstalled as exc:  # e.g. pygame for classic control
+            spec = self.env.spec
+            name = spec.id if spec is not None else type(self.env.unwrapped).__name__
+            raise FarlError(f"{name} cannot draw frames: {exc}") from None
+        return [] if frame is None else [np.asarray(frame)]
+
+    def close(self) -> None:
+        """Close the environment (videos it writes itself are kept until :meth:`discard`)."""
+        self.env.close()
+
+    def discard(self) -> None:
+        """Remove the environment's own videos once they have been copied."""
+        if self._videos_dir is not None:
+            import shutil
+
+            shutil.rmtree(self._videos_dir, ignore_errors=True)
 
 
 def _time_limits(env: gym.Env) -> list[TimeLimit]:
