@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from common import RESULTS, append_row, run_stamp
 
-from farl_cli.checkpoint import load_checkpoint
+from farl_cli.checkpoint import load_checkpoint, named_tensors
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,18 +37,6 @@ def train_at(source: Path, preset: str, overrides: list[str], steps: int, run_di
         stdout=subprocess.DEVNULL,
     )  # fmt: skip
     return run_dir / "checkpoints" / "last.pt"
-
-
-def tensors(tree: object, prefix: str = "") -> dict[str, torch.Tensor]:
-    """Every tensor of a nested state, by dotted name."""
-    if isinstance(tree, torch.Tensor):
-        return {prefix: tree}
-    if isinstance(tree, dict):
-        out: dict[str, torch.Tensor] = {}
-        for key, value in tree.items():
-            out.update(tensors(value, f"{prefix}.{key}" if prefix else str(key)))
-        return out
-    return {}
 
 
 def main() -> None:
@@ -71,8 +59,8 @@ def main() -> None:
         try:
             old = train_at(worktree, args.preset, args.overrides, args.steps, Path(tmp) / "old")
             new = train_at(ROOT, args.preset, args.overrides, args.steps, Path(tmp) / "new")
-            a = tensors(load_checkpoint(old)["agent"])
-            b = tensors(load_checkpoint(new)["agent"])
+            a = named_tensors(load_checkpoint(old)["agent"])
+            b = named_tensors(load_checkpoint(new)["agent"])
         finally:
             subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT,
                            check=False)  # fmt: skip

@@ -37,6 +37,21 @@ def plain(value: Any) -> Any:
     return value
 
 
+def named_tensors(tree: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+    """Every tensor in a nested checkpoint structure, by dotted path."""
+    if isinstance(tree, torch.Tensor):
+        return {prefix: tree}
+    items: Any = ()
+    if isinstance(tree, dict):
+        items = tree.items()
+    elif isinstance(tree, list | tuple):
+        items = enumerate(tree)
+    out: dict[str, torch.Tensor] = {}
+    for key, value in items:
+        out.update(named_tensors(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> Path:
     """Write ``payload`` with format metadata; a crash mid-write leaves no partial file."""
     path.parent.mkdir(parents=True, exist_ok=True)

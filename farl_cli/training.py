@@ -16,7 +16,7 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from farl_cli.agents import Agent, make_agent
-from farl_cli.checkpoint import CheckpointError
+from farl_cli.checkpoint import CheckpointError, named_tensors
 from farl_cli.config import EnvConfig, Preset
 from farl_cli.envs import make_factored_env
 from farl_cli.envs.vector import env_factory, make_vector_env
@@ -266,7 +266,7 @@ def load_agent_state(agent: Agent, state: Any, path: Path) -> None:
     """Load weights, refusing ones that do not fit the agent or are not finite."""
     if not isinstance(state, dict):
         raise CheckpointError(f"{path}: no agent state")
-    for name, tensor in _tensors(state):
+    for name, tensor in named_tensors(state).items():
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
             raise CheckpointError(f"{path}: agent.{name} holds NaN or infinite values")
     try:
@@ -274,17 +274,6 @@ def load_agent_state(agent: Agent, state: Any, path: Path) -> None:
     except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise CheckpointError(f"{path}: its weights do not fit the agent ({reason})") from None
-
-
-def _tensors(tree: Any, prefix: str = "") -> Iterator[tuple[str, torch.Tensor]]:
-    if isinstance(tree, torch.Tensor):
-        yield prefix.rstrip("."), tree
-    elif isinstance(tree, dict):
-        for key, value in tree.items():
-            yield from _tensors(value, f"{prefix}{key}.")
-    elif isinstance(tree, list | tuple):
-        for i, value in enumerate(tree):
-            yield from _tensors(value, f"{prefix}{i}.")
 
 
 def run(

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from farl_cli.checkpoint import load_checkpoint
+from farl_cli.checkpoint import load_checkpoint, named_tensors
 from farl_cli.config import load_preset
 from farl_cli.training import StopRequest, restore, resume, train
 
@@ -138,18 +138,8 @@ def test_fsac_resume_with_the_saved_replay_buffer(tmp_path: Path) -> None:
 
 
 def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
-    """Every tensor of an agent's state, flattened by name."""
-    out = {}
-
-    def walk(tree: object, prefix: str) -> None:
-        if isinstance(tree, torch.Tensor):
-            out[prefix] = tree
-        elif isinstance(tree, dict):
-            for key, value in tree.items():
-                walk(value, f"{prefix}.{key}")
-
-    walk(load_checkpoint(checkpoint)["agent"], "agent")
-    return out
+    """Every tensor of an agent's state, by name."""
+    return named_tensors(load_checkpoint(checkpoint)["agent"])
 
 
 @pytest.mark.parametrize(
