@@ -24,7 +24,7 @@ import time
 
 import torch
 from common import RESULTS as RESULTS_DIR
-from common import append_row, farl_run, sb3_sac, shown
+from common import append_row, farl_run, run_stamp, sb3_sac, shown
 
 from farl_cli.config import FPPOConfig, load_preset
 from farl_cli.envs import make_factored_env
@@ -128,9 +128,10 @@ def main() -> None:
     parser.add_argument("--algo", choices=["fppo", "fsac"], default="fppo")
     parser.add_argument("--learning-starts", type=int, default=1000, help="fsac: both")
     args = parser.parse_args()
+    stamp = run_stamp("benchmarks/throughput.py")
     torch.set_num_threads(1)
     if args.algo == "fsac":
-        compare_fsac(args)
+        compare_fsac(args, stamp)
         return
 
     ours = farl_run("halfcheetah-fppo", args.steps, args.seed)
@@ -152,12 +153,13 @@ def main() -> None:
             "torch": torch.__version__,
             "sb3": stable_baselines3.__version__,
             "python": platform.python_version(),
+            **stamp,
         },
     )
     print(f"saved to {shown(RESULTS)}")
 
 
-def compare_fsac(args: argparse.Namespace) -> None:
+def compare_fsac(args: argparse.Namespace, stamp: dict[str, str]) -> None:
     """FSAC (11 bins, independent) against SB3 SAC (continuous), same sizes and steps."""
     import stable_baselines3
 
@@ -192,6 +194,7 @@ def compare_fsac(args: argparse.Namespace) -> None:
             "torch": torch.__version__,
             "sb3": stable_baselines3.__version__,
             "python": platform.python_version(),
+            **stamp,
         },
     )
     append_row(
@@ -203,6 +206,7 @@ def compare_fsac(args: argparse.Namespace) -> None:
             "matmul_gflops": f"{rate / 1e9:.0f}",
             "farl_floor_ms": f"{floor_ms:.2f}",
             "ratio_ceiling": f"{1e3 / theirs / floor_ms:.2f}",
+            **stamp,
         },
     )
     print(f"saved to {shown(RESULTS)} and {shown(ARITHMETIC)}")
