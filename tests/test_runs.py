@@ -228,11 +228,18 @@ def test_sigkill_at_random_moments_leaves_loadable_checkpoints_and_a_resumable_r
         "--set", "train.checkpoint_every=64", "--set", "train.eval_every=512",
         "--set", "train.eval_episodes=2", "--set", "train.log_every=32",
     ]  # fmt: skip
-    fresh = ["train", "--preset", "platform-fppo", *settings, "--total-steps", "3072",
+    fresh = ["train", "--preset", "platform-fppo", *settings, "--total-steps", "64000",
              "--quiet", "--run-dir", str(run_dir)]  # fmt: skip
     rng = random.Random(7)
     resumed = 0
-    for _ in range(20):
+
+    def rows() -> int:
+        try:
+            return len((run_dir / "metrics.csv").read_text().splitlines())
+        except FileNotFoundError:
+            return 0
+
+    for round_ in range(20):
         newest = newest_checkpoint(run_dir) if run_dir.exists() else None
         if newest is None:  # killed before its first checkpoint: nothing to keep
             shutil.rmtree(run_dir, ignore_errors=True)
@@ -240,17 +247,26 @@ def test_sigkill_at_random_moments_leaves_loadable_checkpoints_and_a_resumable_r
         else:
             proc = start_farl("train", "--resume", str(newest), "--quiet")
             resumed += 1
-        time.sleep(rng.uniform(1.2, 3.5))
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate(timeout=30)
+        if round_ == 0:
+            time.sleep(0.5)  # during start-up, before anything is written
+        else:  # once training is under way, at a random moment (checkpoints every 64 steps)
+            before, deadline = rows(), time.time() + 120
+            while rows() <= before + 1 and time.time() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            time.sleep(rng.uniform(0.0, 0.6))
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        _, err = proc.communicate(timeout=30)
+        assert proc.returncode == -signal.SIGKILL, err  # it was killed, not failed
         for path in (run_dir / "checkpoints").glob("*.pt"):
             load_checkpoint(path)  # raises if any is torn
-    assert resumed >= 10  # most rounds got far enough to leave a checkpoint
+    assert resumed >= 15  # rounds after the first got far enough to leave a checkpoint
     newest = newest_checkpoint(run_dir)
     assert newest is not None
-    done = start_farl("train", "--resume", str(newest), "--quiet")
+    end = load_checkpoint(newest)["counters"]["global_step"] + 128
+    done = start_farl("train", "--resume", str(newest), "--total-steps", str(end), "--quiet")
     _, err = done.communicate(timeout=300)
     assert done.returncode == 0, err
     steps = steps_of(run_dir / "metrics.csv")
-    assert steps == sorted(set(steps)) and steps[-1] == 3072
+    assert steps == sorted(set(steps)) and steps[-1] == end
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
