@@ -282,7 +282,7 @@ def plan_resume(
         apply_override(merged, item)
     preset = validate(merged, source=f"{checkpoint} (its preset)", overrides=sets)
     _check_fixed_keys(checkpoint, base, preset)
-    check_resume_state(checkpoint, data, preset)
+    check_resume_state(checkpoint, data)
     step = int(data["counters"]["global_step"])
     notes = []
     buffer = data.get("agent", {}).get("buffer") if isinstance(data.get("agent"), dict) else None
@@ -293,8 +293,9 @@ def plan_resume(
             f"run collects {starts:,} uniform steps again before it learns"
         )
 
-    origin = checkpoint.resolve().parent.parent
-    newest = newest_checkpoint(origin)
+    in_run = checkpoint.resolve().parent.name == "checkpoints"
+    origin = checkpoint.resolve().parent.parent  # the run that wrote it, when in_run
+    newest = newest_checkpoint(origin) if in_run else None
     in_place = (
         run_dir is None
         and newest is not None
@@ -309,9 +310,10 @@ def plan_resume(
         return plan
     if run_dir is not None:
         directory = claim_run_dir(run_dir)
-    else:
-        directory = make_run_dir(origin.parent / f"{_stamp()}-seed{preset.train.seed}-from-{step}")
-    header, rows = metrics_rows_up_to(origin / "metrics.csv", step)
+    else:  # beside the original run, or under runs/ for a checkpoint kept elsewhere
+        parent = origin.parent if in_run else RUNS_ROOT / run_name(preset)
+        directory = make_run_dir(parent / f"{_stamp()}-seed{preset.train.seed}-from-{step}")
+    header, rows = metrics_rows_up_to(origin / "metrics.csv", step) if in_run else ([], [])
     if header:
         write_metrics(directory / "metrics.csv", header, rows)
     return RunPlan(preset, directory, data, parent=checkpoint, overrides=sets, notes=notes)

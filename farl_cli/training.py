@@ -223,7 +223,7 @@ def resume(
     return run(plan, on_progress=on_progress, stop=stop)
 
 
-def check_resume_state(path: Path, data: dict[str, Any], preset: Preset) -> None:
+def check_resume_state(path: Path, data: dict[str, Any]) -> None:
     """Every field a resumed run restores has the type and size it must have."""
     counters, rng = data.get("counters"), data.get("rng")
     if not isinstance(counters, dict) or set(counters) != set(Counters.__dataclass_fields__):

@@ -70,6 +70,21 @@ def test_resuming_an_older_checkpoint_forks_and_leaves_the_original_alone(
     assert record["parent"]["checkpoint"].endswith("step-128.pt")
 
 
+def test_a_checkpoint_kept_outside_its_run_forks_under_runs(
+    finished: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil
+
+    kept = tmp_path / "kept" / "mine.pt"
+    kept.parent.mkdir()
+    shutil.copy(finished / "checkpoints" / "last.pt", kept)
+    monkeypatch.chdir(tmp_path)
+    plan = plan_resume(kept, None, [], None)
+    assert plan.parent == kept
+    assert plan.run_dir.resolve().parent == (tmp_path / "runs" / "platform-fppo").resolve()
+    assert not (plan.run_dir / "metrics.csv").exists()
+
+
 def test_resuming_the_newest_checkpoint_continues_in_place_and_logs_no_step_twice(
     finished: Path, tmp_path: Path
 ) -> None:
