@@ -345,3 +345,20 @@ def test_tied_top_temperature_is_the_mean_of_the_heads_and_is_not_learned() -> N
     learned.update(learned.buffer.sample(8))
     assert not torch.equal(learned.log_alpha_global.detach(), before)
     assert float(learned.top_alpha()) == pytest.approx(float(learned.log_alpha_global.exp()))
+
+
+@pytest.mark.parametrize("factorization", ["independent", "autoregressive"])
+def test_metrics_report_every_head_temperature_and_entropy(factorization: str) -> None:
+    a = agent(factorization, sizes=(3, 4))
+    fill(a)
+    with torch.no_grad():
+        a.log_alpha.copy_(torch.log(torch.tensor([0.1, 0.3])))
+    metrics = a.update(a.buffer.sample(8))
+    assert set(metrics) == set(a.metric_names)
+    # the temperatures the update used, each head's own
+    assert metrics["alpha_0"] == pytest.approx(0.1) and metrics["alpha_1"] == pytest.approx(0.3)
+    assert metrics["alpha"] == pytest.approx(0.2)
+    for i, n in enumerate((3, 4)):
+        assert 0.0 <= metrics[f"entropy_{i}"] <= math.log(n) + 1e-6
+    if factorization == "independent":  # Proposition 1.1: the heads' entropies add up
+        assert metrics["entropy_0"] + metrics["entropy_1"] == pytest.approx(metrics["entropy"])

@@ -111,6 +111,15 @@ def global_temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy:
     return -log_alpha.exp() * (log_prob + target_entropy)
 
 
+def per_head(alpha: Tensor, entropy_dims: Tensor) -> dict[str, float]:
+    """``alpha_i`` and the mean entropy of head i over a batch (``[B, k]``), as metrics."""
+    entropies = entropy_dims.mean(0).tolist()
+    return {
+        **{f"alpha_{i}": a for i, a in enumerate(alpha.tolist())},
+        **{f"entropy_{i}": h for i, h in enumerate(entropies)},
+    }
+
+
 def polyak(target: nn.Module, online: nn.Module, tau: float) -> None:
     """``target <- (1 - tau) target + tau online`` for every parameter, in one batched call."""
     targets, onlines = list(target.parameters()), list(online.parameters())
@@ -175,6 +184,10 @@ class FSACAgent(PolicyActor):
         self.metric_names: tuple[str, ...] = (
             "q_loss", "policy_loss", "alpha", "entropy",
             *(("up_q_loss", "consistency_loss", "alpha_global") if self.autoregressive else ()),
+            # per head: a temperature that runs away, or a head that collapses, is hidden in
+            # the mean and the sum
+            *(f"alpha_{i}" for i in range(space.n_dims)),
+            *(f"entropy_{i}" for i in range(space.n_dims)),
         )  # fmt: skip
 
     # ------------------------------------------------------------------ acting
@@ -278,6 +291,7 @@ class FSACAgent(PolicyActor):
             "policy_loss": float(policy_loss.detach()),
             "alpha": float(alpha.mean()),
             "entropy": float(dist.entropy().mean().detach()),
+            **per_head(alpha, dist.entropy_dims().detach()),
         }
 
     def top_alpha(self) -> Tensor | None:
@@ -388,6 +402,7 @@ class FSACAgent(PolicyActor):
             "up_q_loss": float(up_loss.detach()),
             "consistency_loss": float(consistency_loss.detach()),
             "alpha_global": float("nan") if alpha_global is None else float(alpha_global),
+            **per_head(alpha, heads.entropy_dims().detach()),  # along re-sampled sequences
         }
 
     # ------------------------------------------------------------------ persistence
