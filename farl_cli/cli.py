@@ -256,6 +256,42 @@ def train_command(
         raise typer.Exit(130)
 
 
+@app.command("plot")
+@user_errors
+def plot_command(
+    sources: Annotated[
+        list[Path], typer.Argument(help="Run directories, or directories of runs (one curve each).")
+    ],
+    column: Annotated[str, typer.Option(help="The metrics.csv column to plot.")] = "eval_return",
+    out: Annotated[Path, typer.Option(help="The PNG to write.")] = Path("curves.png"),
+    title: Annotated[str, typer.Option(help="The figure's title.")] = "",
+) -> None:
+    """Learning curves: each source's IQM over its runs with a 95% bootstrap band; a table."""
+    from farl_cli.curves import Curves, find_runs, plot
+
+    groups = [
+        (source.name or str(source), Curves.from_runs(find_runs(source), column))
+        for source in sources
+    ]
+    ylabel = "deterministic evaluation return" if column == "eval_return" else column
+    plot(groups, out, title, ylabel=ylabel)
+    table = Table(
+        title=f"{column} at the last step every run of a source reached", title_justify="left"
+    )
+    for name in ("source", "runs", "step", "mean", "IQM [95% CI]", "solved"):
+        table.add_column(name, justify="left" if name == "source" else "right")
+    for name, curves in groups:
+        rows = curves.summary()
+        last = ([r for r in rows if r["seeds"] == len(curves.seeds)] or rows)[-1]
+        solved = f"{last['solved_fraction']:.0%}" if "solved_fraction" in last else "-"
+        table.add_row(
+            name, f"{last['seeds']}", f"{last['step']:,}", f"{last['mean']:.4g}",
+            f"{last['iqm']:.4g} [{last['iqm_low']:.4g}, {last['iqm_high']:.4g}]", solved,
+        )  # fmt: skip
+    console.print(table)
+    console.print(f"plot: {out}", highlight=False)
+
+
 def _log_row(quiet: bool) -> Callable[[int, float, dict[str, Any]], None] | None:
     if quiet:
         return None

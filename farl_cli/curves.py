@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from farl_cli.errors import FarlError
+
 SOLVED_SUCCESS = 0.95  # a seed has solved when its evaluation's success rate reaches this
 
 
@@ -55,17 +57,18 @@ def bootstrap_ci(
 
 @dataclass
 class Curves:
-    """Seeds x steps tables of one configuration's evaluations (NaN where a seed has none)."""
+    """Seeds x steps tables of one configuration's metric (NaN where a seed has no value);
+    by default its evaluations, with their success rates."""
 
     seeds: list[int]
     steps: list[int]
-    returns: np.ndarray
-    success: np.ndarray  # NaN throughout for environments that define no success
+    returns: np.ndarray  # the column's values (evaluation returns by default)
+    success: np.ndarray  # NaN throughout for other columns or environments without success
 
     @classmethod
-    def from_runs(cls, runs: Sequence[tuple[int, Path]]) -> Curves:
-        """Read the evaluations of every (seed, metrics.csv)."""
-        by_seed = [(seed, read_evaluations(path)) for seed, path in sorted(runs)]
+    def from_runs(cls, runs: Sequence[tuple[int, Path]], column: str = "eval_return") -> Curves:
+        """Read one column of every (seed, metrics.csv)."""
+        by_seed = [(seed, read_column(path, column)) for seed, path in sorted(runs)]
         steps = sorted({step for _, rows in by_seed for step in rows})
 
         def table(index: int) -> np.ndarray:
@@ -121,15 +124,42 @@ class Curves:
         return rows
 
 
-def read_evaluations(metrics_path: Path) -> dict[int, tuple[float, float]]:
-    """``{step: (eval return, eval success or NaN)}`` from a run's ``metrics.csv``."""
+def read_column(metrics_path: Path, column: str = "eval_return") -> dict[int, tuple[float, float]]:
+    """``{step: (value, eval success or NaN)}`` of one column of a run's ``metrics.csv``."""
     out: dict[int, tuple[float, float]] = {}
     with metrics_path.open(newline="") as f:
-        for row in csv.DictReader(f):
-            if row.get("eval_return"):
-                success = row.get("eval_success") or "nan"
-                out[int(row["step"])] = (float(row["eval_return"]), float(success))
+        reader = csv.DictReader(f)
+        if column not in (reader.fieldnames or []):
+            known = ", ".join(reader.fieldnames or [])
+            raise FarlError(f"{metrics_path}: no column {column!r} (it has: {known})")
+        for row in reader:
+            if row.get(column):
+                success = (row.get("eval_success") if column == "eval_return" else "") or "nan"
+                out[int(row["step"])] = (float(row[column]), float(success))
     return out
+
+
+def find_runs(source: Path) -> list[tuple[int, Path]]:
+    """(seed, metrics.csv) of a run directory, or of every run below a directory."""
+    if (source / "metrics.csv").is_file():
+        paths = [source / "metrics.csv"]
+    else:
+        paths = sorted(source.rglob("metrics.csv"))
+    if not source.exists():
+        raise FarlError(f"{source}: no such run or directory")
+    if not paths:
+        raise FarlError(f"{source}: holds no run (no metrics.csv below it)")
+    return [(_seed_of(path.parent, i), path) for i, path in enumerate(paths)]
+
+
+def _seed_of(run_dir: Path, fallback: int) -> int:
+    import yaml
+
+    try:
+        preset = yaml.safe_load((run_dir / "preset.yaml").read_text(encoding="utf-8"))
+        return int(preset["train"]["seed"])
+    except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError):
+        return fallback
 
 
 def source_commit(root: Path | None = None) -> str:
@@ -161,7 +191,10 @@ def plot(
     ylabel: str = "deterministic evaluation return",
 ) -> None:
     """Each group's IQM with its 95% bootstrap band, every seed faintly behind it; a PNG."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise FarlError("plots need matplotlib; install it with: pip install matplotlib") from None
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
