@@ -4,7 +4,7 @@ Takes the environment, network sizes and SAC hyperparameters from an FSAC preset
 example ``hopper-fsac``) and trains SB3 SAC on the continuous environment, evaluating its
 deterministic policy on the preset's schedule (``train.eval_every``, ``train.eval_episodes``).
 Writes ``<out>/<label>.csv`` in the format of ``learning.py`` (step, seed, eval_return), so
-that ``plot_curves.py`` can draw both on one figure.
+that ``farl plot`` can draw both on one figure.
 
     pip install -e ".[bench]"
     python benchmarks/sb3_learning.py --preset hopper-fsac --steps 200000 \\

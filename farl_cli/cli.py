@@ -260,17 +260,18 @@ def train_command(
 @user_errors
 def plot_command(
     sources: Annotated[
-        list[Path], typer.Argument(help="Run directories, or directories of runs (one curve each).")
+        list[Path],
+        typer.Argument(help="Runs, directories of runs or learning CSVs (one curve each)."),
     ],
     column: Annotated[str, typer.Option(help="The metrics.csv column to plot.")] = "eval_return",
     out: Annotated[Path, typer.Option(help="The PNG to write.")] = Path("curves.png"),
     title: Annotated[str, typer.Option(help="The figure's title.")] = "",
 ) -> None:
     """Learning curves: each source's IQM over its runs with a 95% bootstrap band; a table."""
-    from farl_cli.curves import Curves, find_runs, plot
+    from farl_cli.curves import load_source, plot
 
     groups = [
-        (source.name or str(source), Curves.from_runs(find_runs(source), column))
+        (source.stem if source.suffix == ".csv" else source.name, load_source(source, column))
         for source in sources
     ]
     ylabel = "deterministic evaluation return" if column == "eval_return" else column

@@ -139,6 +139,40 @@ def read_column(metrics_path: Path, column: str = "eval_return") -> dict[int, tu
     return out
 
 
+def load_source(source: Path, column: str = "eval_return") -> Curves:
+    """The curves of a run, a directory of runs, or a learning CSV (``step, seed,
+    eval_return[, eval_success]``, as the benchmarks write for peers such as SB3)."""
+    if source.suffix == ".csv" and source.is_file():
+        if column != "eval_return":
+            raise FarlError(f"{source}: a learning CSV holds evaluations only, not {column!r}")
+        return read_seed_csv(source)
+    return Curves.from_runs(find_runs(source), column)
+
+
+def read_seed_csv(path: Path) -> Curves:
+    """Curves from a CSV of every seed's evaluations (``step, seed, eval_return, ...``)."""
+    by_seed: dict[int, dict[int, tuple[float, float]]] = {}
+    try:
+        with path.open(newline="") as f:
+            for row in csv.DictReader(f):
+                success = float(row.get("eval_success") or "nan")
+                by_seed.setdefault(int(row["seed"]), {})[int(row["step"])] = (
+                    float(row["eval_return"]),
+                    success,
+                )
+    except (KeyError, ValueError) as exc:
+        raise FarlError(f"{path}: not a learning CSV (step, seed, eval_return): {exc}") from None
+    steps = sorted({step for rows in by_seed.values() for step in rows})
+    seeds = sorted(by_seed)
+
+    def table(index: int) -> np.ndarray:
+        return np.array(
+            [[by_seed[seed].get(s, (np.nan, np.nan))[index] for s in steps] for seed in seeds]
+        ).reshape(len(seeds), len(steps))
+
+    return Curves(seeds, steps, table(0), table(1))
+
+
 def find_runs(source: Path) -> list[tuple[int, Path]]:
     """(seed, metrics.csv) of a run directory, or of every run below a directory."""
     if (source / "metrics.csv").is_file():

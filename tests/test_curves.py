@@ -11,7 +11,8 @@ import pytest
 from typer.testing import CliRunner
 
 from farl_cli.cli import app
-from farl_cli.curves import Curves, bootstrap_ci, find_runs, iqm, trimmed_mean
+from farl_cli.curves import Curves, bootstrap_ci, find_runs, iqm, load_source, trimmed_mean
+from farl_cli.errors import FarlError
 
 runner = CliRunner()
 
@@ -86,3 +87,16 @@ def test_farl_plot_without_matplotlib_says_how_to_install_it(
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     result = runner.invoke(app, ["plot", str(tmp_path), "--out", str(tmp_path / "c.png")])
     assert result.exit_code == 2 and "pip install matplotlib" in result.output
+
+
+def test_a_learning_csv_is_a_source_too(tmp_path: Path) -> None:
+    path = tmp_path / "peer.csv"
+    path.write_text("step,seed,eval_return\n100,0,1.0\n200,0,3.0\n100,1,2.0\n200,1,5.0\n")
+    curves = load_source(path)
+    assert curves.seeds == [0, 1] and curves.steps == [100, 200]
+    assert curves.final().tolist() == [3.0, 5.0] and not curves.has_success
+    with pytest.raises(FarlError, match="evaluations only"):
+        load_source(path, column="entropy")
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
+    with pytest.raises(FarlError, match="not a learning CSV"):
+        load_source(tmp_path / "bad.csv")
