@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -84,19 +85,6 @@ def evaluate(
     ``seed`` seeds the episodes and a stochastic policy's sampling, without touching the
     caller's random generator (training evaluates in the middle of its own stream).
     """
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return _evaluate(act, env_fn, episodes, num_envs, seed, on_episode)
-
-
-def _evaluate(
-    act: Callable[[np.ndarray], np.ndarray],
-    env_fn: Callable[[], gym.Env],
-    episodes: int,
-    num_envs: int,
-    seed: int,
-    on_episode: Callable[[int], None] | None,
-) -> EvalStats:
     num_envs = max(1, min(num_envs, episodes))
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     done = np.zeros(num_envs, dtype=np.int64)
@@ -105,7 +93,8 @@ def _evaluate(
     returns: list[float] = []
     lengths: list[int] = []
     successes: list[bool] | None = []
-    try:
+    with torch.random.fork_rng(devices=[]), contextlib.closing(envs):
+        torch.manual_seed(seed)
         obs, _ = envs.reset(seed=seed)
         ep_return = np.zeros(num_envs)
         ep_length = np.zeros(num_envs, dtype=np.int64)
@@ -130,8 +119,6 @@ def _evaluate(
                         on_episode(len(returns))
             ep_return[ended] = 0.0
             ep_length[ended] = 0
-    finally:
-        envs.close()
     return summarize(returns, lengths, successes, return_name)
 
 
