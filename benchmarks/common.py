@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import os
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -18,6 +20,8 @@ from farl_cli.curves import plot as curve_plot
 from farl_cli.training import train
 
 RESULTS = Path(__file__).parent / "results"
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def shown(path: Path) -> str:
@@ -95,6 +99,18 @@ def sb3_sac(preset: Preset, seed: int, **overrides: Any) -> Any:
         "verbose": 0,
     }
     return SAC("MlpPolicy", make_env(preset.env.name), **{**kwargs, **overrides})
+
+
+def on_ray(fn: Callable[[T], R], jobs: list[T], cpus: int) -> list[R]:
+    """``fn`` over ``jobs`` as Ray tasks of one CPU each, at most ``cpus`` at once."""
+    from farl_cli.sweep import ray_session
+
+    here = str(Path(__file__).resolve().parent)  # the tasks import this module too
+    path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
+    with ray_session(None, num_cpus=cpus) as ray:
+        env = {"env_vars": {"PYTHONPATH": path}}
+        task = ray.remote(num_cpus=1, max_retries=0, runtime_env=env)(fn)
+        return ray.get([task.remote(job) for job in jobs])
 
 
 def write_curves(path: Path, curves: list[tuple[int, list[tuple[int, float]]]]) -> None:

@@ -1,38 +1,26 @@
 """Learning curves: train a preset over several seeds, evaluate on a schedule, summarize.
 
-Each seed is a full ``farl train`` run (deterministic evaluation every ``train.eval_every``
-steps, ``train.eval_episodes`` episodes); seeds run in parallel worker processes. Writes
-``<out>/<label>.csv`` (every seed's evaluations), ``<out>/<label>-summary.csv`` (per step:
-mean, interquartile mean with a 95% bootstrap interval, fraction of seeds solved) and
+Each seed is a full farl run (deterministic evaluation every ``train.eval_every`` steps,
+``train.eval_episodes`` episodes); the seeds are a ``farl sweep`` on Ray in
+``<out>/runs/<label>/``, so running the same command again continues an interrupted
+benchmark: finished seeds are kept, interrupted ones resume from their newest checkpoint.
+Writes ``<out>/<label>.csv`` (every seed's evaluations), ``<out>/<label>-summary.csv`` (per
+step: mean, interquartile mean with a 95% bootstrap interval, fraction of seeds solved) and
 ``<out>/<label>.png``; every row records the commit and the command that made it.
 
-    pip install -e ".[bench]"
+    pip install -e ".[bench,ray]"
     python benchmarks/learning.py --preset platform-fppo --seeds 10 --target 0.99
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 from pathlib import Path
 
 from common import RESULTS, report_curves, run_stamp
 
 from farl_cli.curves import Curves
-
-
-def run_seed(args: tuple[str, list[str], int, Path]) -> tuple[int, Path]:
-    """Train one seed; return where its metrics are."""
-    import torch
-
-    from farl_cli.config import load_preset
-    from farl_cli.training import train
-
-    torch.set_num_threads(1)
-    preset_name, overrides, seed, run_dir = args
-    preset = load_preset(preset_name, [*overrides, f"train.seed={seed}"])
-    result = train(preset, run_dir)
-    return seed, result.metrics_path
+from farl_cli.sweep import plan_sweep, run_sweep
 
 
 def main() -> None:
@@ -48,7 +36,7 @@ def main() -> None:
         default=[],
         help="preset override section.key=value (repeatable)",
     )
-    parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once")
+    parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once (CPUs)")
     parser.add_argument("--target", type=float, default=None, help="return to reach")
     parser.add_argument("--label", default=None, help="file name stem (default: preset)")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -56,11 +44,13 @@ def main() -> None:
 
     stamp = run_stamp("benchmarks/learning.py")
     label = args.label or args.preset
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    runs_root = args.out / "runs" / label
-    jobs = [(args.preset, args.overrides, s, runs_root / f"seed{s}") for s in seeds]
-    with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
-        runs = list(pool.imap(run_seed, jobs, chunksize=1))  # a free worker takes the next seed
+    sweep = plan_sweep(
+        args.preset, args.seeds, [], args.overrides, label, args.out / "runs", args.first_seed
+    )
+    status = run_sweep(sweep, num_cpus=args.jobs)
+    for trial, why in status.failed:
+        raise SystemExit(f"seed {trial.seed} failed ({trial.run_dir}): {why}")
+    runs = [(t.seed, t.run_dir / "metrics.csv") for t in sweep.trials]
     report_curves(label, Curves.from_runs(runs), args.out, stamp, args.target)
 
 

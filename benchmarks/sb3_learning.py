@@ -6,7 +6,7 @@ deterministic policy on the preset's schedule (``train.eval_every``, ``train.eva
 Writes ``<out>/<label>.csv`` in the format of ``learning.py`` (step, seed, eval_return), so
 that ``farl plot`` can draw both on one figure.
 
-    pip install -e ".[bench]"
+    pip install -e ".[bench,ray]"
     python benchmarks/sb3_learning.py --preset hopper-fsac --steps 200000 \\
         --set train.eval_every=10000
 """
@@ -14,11 +14,10 @@ that ``farl plot`` can draw both on one figure.
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
 import time
 from pathlib import Path
 
-from common import RESULTS, sb3_sac, shown, write_curves
+from common import RESULTS, on_ray, sb3_sac, shown, write_curves
 
 
 def run_seed(args: tuple[str, list[str], int, int]) -> tuple[int, list[tuple[int, float]], float]:
@@ -80,8 +79,7 @@ def main() -> None:
     label = args.label or f"sb3-sac-{args.preset.removesuffix('-fsac')}"
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [(args.preset, args.overrides, s, args.steps) for s in seeds]
-    with mp.get_context("spawn").Pool(min(args.jobs, len(jobs))) as pool:
-        results = sorted(pool.map(run_seed, jobs))
+    results = sorted(on_ray(run_seed, jobs, args.jobs))
     csv_path = args.out / f"{label}.csv"
     write_curves(csv_path, [(seed, curve) for seed, curve, _ in results])
     for seed, curve, wall in results:

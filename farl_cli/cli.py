@@ -293,6 +293,171 @@ def plot_command(
     console.print(f"plot: {out}", highlight=False)
 
 
+GridOpt = Annotated[
+    list[str] | None,
+    typer.Option("--grid", help="Values to sweep: section.key=v1,v2,... (repeatable)."),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option(help="A Ray cluster to join (HOST:PORT); default: Ray on this machine."),
+]
+CpusOpt = Annotated[float, typer.Option(help="CPUs each run takes (also its torch threads).")]
+LocalCpusOpt = Annotated[
+    int | None,
+    typer.Option("--cpus", min=1, help="CPUs Ray may use on this machine (default: all)."),
+]
+
+
+@app.command("sweep")
+@user_errors
+def sweep_command(
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name or YAML file.")],
+    seeds: Annotated[int, typer.Option(help="Seeds per configuration (0 to N-1).")] = 3,
+    grid: GridOpt = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a preset key in every run (repeatable)."),
+    ] = None,
+    address: AddressOpt = None,
+    cpus_per_trial: CpusOpt = 1.0,
+    cpus: LocalCpusOpt = None,
+    name: Annotated[
+        str | None, typer.Option(help="The sweep's name, its directory under sweeps/.")
+    ] = None,
+    quiet: Annotated[bool, typer.Option(help="No live display.")] = False,
+) -> None:
+    """Every (configuration, seed) as one farl run on Ray; the same command continues it."""
+    from farl_cli.progress import SweepDisplay
+    from farl_cli.sweep import check_reachable, plan_sweep, run_sweep, write_summary
+
+    if address is not None:  # before anything is written
+        check_reachable(address)
+    sweep = plan_sweep(preset, seeds, list(grid or []), list(overrides or []), name)
+    n = len(sweep.trials)
+    console.print(
+        f"sweep {sweep.name}: {len(sweep.configs)} configuration(s) x {seeds} seed(s) = {n} "
+        f"runs in {sweep.directory}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    display = SweepDisplay(console, sweep.name) if console.is_terminal and not quiet else None
+    try:
+        with display or contextlib.nullcontext():
+            status = run_sweep(
+                sweep,
+                address=address,
+                cpus_per_trial=cpus_per_trial,
+                num_cpus=cpus,
+                on_status=display.update if display is not None else None,
+            )
+    except KeyboardInterrupt:
+        err_console.print(
+            "Sweep interrupted; running trials saved a checkpoint. Continue it with the same "
+            "command.",
+            highlight=False,
+            soft_wrap=True,
+        )
+        raise typer.Exit(130) from None
+    for trial, why in status.failed:
+        err_console.print(
+            f"[bold red]failed:[/] {escape(trial.config)} seed {trial.seed} ({trial.run_dir}): "
+            f"{escape(why)}",
+            highlight=False,
+            soft_wrap=True,
+        )
+    rows, table_path, png = write_summary(sweep)
+    table = Table(title=f"sweep {sweep.name}: final evaluations", title_justify="left")
+    widest = max((len(row["config"]) for row in rows), default=13)
+    table.add_column("configuration", overflow="fold", min_width=max(13, min(widest, 40)))
+    for column in ("seeds", "step", "final mean", "best mean"):
+        table.add_column(column, justify="right", no_wrap=True)
+    table.add_column("IQM [95% CI]", justify="right")
+    solved = any(row["solved_fraction"] != "" for row in rows)
+    if solved:
+        table.add_column("solved", justify="right", no_wrap=True)
+    for row in rows:
+        cells = [
+            row["config"], str(row["seeds"]), f"{row['step']:,}", f"{row['final_mean']:.4g}",
+            f"{row['best_mean']:.4g}",
+            f"{row['final_iqm']:.4g} [{row['final_iqm_low']:.4g}, {row['final_iqm_high']:.4g}]",
+        ]  # fmt: skip
+        if solved:
+            value = row["solved_fraction"]
+            cells.append("-" if value == "" else f"{value:.0%}")
+        table.add_row(*cells)
+    _print_wide(table)
+    console.print(f"summary: {table_path}\nplot: {png}", highlight=False, soft_wrap=True)
+    if status.failed:
+        raise typer.Exit(1)
+
+
+@app.command("tune")
+@user_errors
+def tune_command(
+    preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name or YAML file.")],
+    space: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--space",
+            help="A range: section.key=KIND:values, KIND uniform|loguniform|int|choice "
+            "(e.g. agent.learning_rate=loguniform:1e-4,1e-2).",
+        ),
+    ] = None,
+    space_file: Annotated[
+        Path | None, typer.Option(help="A YAML file of such ranges: {section.key: KIND:values}.")
+    ] = None,
+    trials: Annotated[int, typer.Option(help="Configurations to try.")] = 16,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a preset key in every trial (repeatable)."),
+    ] = None,
+    address: AddressOpt = None,
+    cpus_per_trial: CpusOpt = 1.0,
+    cpus: LocalCpusOpt = None,
+    name: Annotated[
+        str | None, typer.Option(help="The search's name, its directory under sweeps/.")
+    ] = None,
+    seed: Annotated[int, typer.Option(help="Seed of Optuna's sampler.")] = 0,
+) -> None:
+    """Search hyperparameters (Optuna's sampler, ASHA early stopping) on Ray."""
+    from farl_cli.sweep import check_reachable, parse_space, run_tune
+
+    if address is not None:
+        check_reachable(address)
+    dims = parse_space(list(space or []), space_file)
+    result = run_tune(
+        preset, dims, trials, list(overrides or []),
+        name=name, address=address, cpus_per_trial=cpus_per_trial, num_cpus=cpus, seed=seed,
+    )  # fmt: skip
+    table = Table(title=f"{len(result.rows)} trials", title_justify="left")
+    keys = [d.key for d in dims]
+    for column in (*keys, "evaluations", "last eval", "stopped early"):
+        table.add_column(column, justify="right")
+    for row in sorted(result.rows, key=lambda r: -float(r["eval_return"] or "-inf")):
+        value = row["eval_return"]
+        table.add_row(
+            *(f"{row[k]:.4g}" if isinstance(row[k], float) else str(row[k]) for k in keys),
+            str(row["evaluations"]),
+            row["error"] or (f"{value:.4g}" if value != "" else "-"),
+            "yes" if row["stopped_early"] else "no",
+        )
+    _print_wide(table)
+    console.print(f"trials: {result.table}", highlight=False, soft_wrap=True)
+    if result.best_preset is None:
+        raise FarlError("no trial finished an evaluation; see the trials table")
+    console.print(
+        f"best preset: {result.best_preset}\ntrain it with: farl train --preset "
+        f"{result.best_preset}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_wide(table: Table) -> None:
+    """A table whole: at the terminal's width, or at 160 columns into a file or pipe."""
+    (console if console.is_terminal else Console(width=160)).print(table)
+
+
 def _log_row(quiet: bool) -> Callable[[int, float, dict[str, Any]], None] | None:
     if quiet:
         return None

@@ -67,7 +67,7 @@ class EnvConfig(_Section):
         Annotated[list[Annotated[int, NB, Field(ge=2, le=MAX_BINS)]], Field(max_length=64)] | None
     ) = None
     num_envs: Annotated[int, NB, Field(gt=0, le=256)] = 1
-    vector: Literal["sync", "async"] = "sync"
+    vector: Literal["sync", "async", "ray"] = "sync"
     kwargs: dict[str, Any] = Field(default_factory=dict)
 
     @model_validator(mode="after")
@@ -267,16 +267,21 @@ _UniqueKeyLoader.add_implicit_resolver(
 )
 
 
+def read_value(raw: str) -> Any:
+    """A command-line value read as YAML 1.2 (``3e-4`` is a number), else kept as text."""
+    try:
+        return yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else ""
+    except yaml.YAMLError:
+        return raw
+
+
 def apply_override(data: dict[str, Any], item: str) -> None:
     """Apply one ``section.key=value`` override; the value is read as YAML."""
     key, sep, raw = item.partition("=")
     parts = key.strip().split(".")
     if not sep or len(parts) < 2 or not all(parts):
         raise PresetError(f"--set {item!r}: expected section.key=value, e.g. env.bins=21")
-    try:
-        value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else ""
-    except yaml.YAMLError:
-        value = raw
+    value = read_value(raw)
     node = data
     for part in parts[:-1]:
         child = node.setdefault(part, {})

@@ -116,3 +116,34 @@ class TrainDisplay:
         self.latest.update(latest)
         self.progress.update(self.task, completed=step, sps=f"{sps:,.0f}")
         self.live.update(self._render())
+
+
+class SweepDisplay:
+    """A sweep at a glance: trials done, running (with their steps), pending and failed."""
+
+    def __init__(self, console: Console, title: str) -> None:
+        self.console = console
+        self.title = title
+        self.live = Live(Table(), console=console, refresh_per_second=2, transient=False)
+
+    def __enter__(self) -> SweepDisplay:
+        self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.live.__exit__(None, None, None)
+
+    def update(self, status: Any) -> None:
+        """Redraw from a ``farl_cli.sweep.SweepStatus``."""
+        failed = f", {len(status.failed)} failed" if status.failed else ""
+        counts = (
+            f"{len(status.done)} done, {len(status.running)} running, "
+            f"{status.pending} pending{failed}"
+        )
+        table = Table(title=f"{self.title}: {counts}", title_justify="left")
+        for name in ("configuration", "seed", "step", "last eval"):
+            table.add_column(name, justify="left" if name == "configuration" else "right")
+        for trial, (step, last) in sorted(status.running.items(), key=lambda kv: kv[0].run_dir):
+            shown = "-" if last is None else f"{last:.4g}"
+            table.add_row(trial.config, str(trial.seed), f"{step:,}/{trial.total_steps:,}", shown)
+        self.live.update(table)
