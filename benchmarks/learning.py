@@ -3,7 +3,8 @@
 Each seed is a full farl run (deterministic evaluation every ``train.eval_every`` steps,
 ``train.eval_episodes`` episodes); the seeds are a ``farl sweep`` on Ray in
 ``<out>/runs/<label>/``, so running the same command again continues an interrupted
-benchmark: finished seeds are kept, interrupted ones resume from their newest checkpoint.
+benchmark (Ctrl-C or SIGTERM): finished seeds are kept, interrupted ones resume from their
+newest checkpoint.
 Writes ``<out>/<label>.csv`` (every seed's evaluations), ``<out>/<label>-summary.csv`` (per
 step: mean, interquartile mean with a 95% bootstrap interval, fraction of seeds solved) and
 ``<out>/<label>.png``; every row records the commit and the command that made it.
@@ -17,7 +18,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import RESULTS, report_curves, run_stamp
+from common import RESULTS, report_curves, run_stamp, stop_on_signals
 
 from farl_cli.curves import Curves
 from farl_cli.sweep import plan_sweep, run_sweep
@@ -42,12 +43,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
+    stop_on_signals()
     stamp = run_stamp("benchmarks/learning.py")
     label = args.label or args.preset
     sweep = plan_sweep(
         args.preset, args.seeds, [], args.overrides, label, args.out / "runs", args.first_seed
     )
-    status = run_sweep(sweep, num_cpus=args.jobs)
+    try:
+        status = run_sweep(sweep, num_cpus=args.jobs)
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted; the same command continues from the checkpoints") from None
     for trial, why in status.failed:
         raise SystemExit(f"seed {trial.seed} failed ({trial.run_dir}): {why}")
     runs = [(t.seed, t.run_dir / "metrics.csv") for t in sweep.trials]

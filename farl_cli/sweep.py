@@ -20,11 +20,13 @@ file system).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
 import json
 import os
 import shutil
+import signal
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -68,12 +70,16 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> bool:
         kwargs["num_cpus"] = num_cpus
     else:
         kwargs["address"] = address
+    term = signal.getsignal(signal.SIGTERM)
     try:
         ray.init(log_to_driver=False, configure_logging=True, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         where = address or "this machine"
         raise SweepError(f"cannot start or join Ray at {where}: {first}") from None
+    if callable(term):  # Ray installs its own, which ends the process without cleaning up
+        with contextlib.suppress(ValueError):  # not the main thread
+            signal.signal(signal.SIGTERM, term)
     return True
 
 
