@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from farl_cli.envs.vector import sync_vector_env
-from farl_cli.envs.wrappers import RecordFrames
+from farl_cli.envs.wrappers import RecordFrames, with_episode_statistics
 
 
 @dataclass
@@ -80,7 +80,8 @@ def evaluate(
     """Run exactly ``episodes`` episodes across ``num_envs`` environments.
 
     Each environment gets a fixed quota of episodes, so that short episodes are not
-    over-represented (which taking the first N to finish would do). An environment whose
+    over-represented (which taking the first N to finish would do). Returns and lengths are
+    those of gymnasium's episode statistics. An environment whose
     ``metadata["return_name"]`` says what its return counts names the statistics after it.
     ``seed`` seeds the episodes and a stochastic policy's sampling, without touching the
     caller's random generator (training evaluates in the middle of its own stream).
@@ -88,7 +89,7 @@ def evaluate(
     num_envs = max(1, min(num_envs, episodes))
     quota = np.array([episodes // num_envs + (i < episodes % num_envs) for i in range(num_envs)])
     done = np.zeros(num_envs, dtype=np.int64)
-    envs = sync_vector_env([env_fn] * num_envs)
+    envs = sync_vector_env([lambda: with_episode_statistics(env_fn())] * num_envs)
     return_name = str(envs.envs[0].unwrapped.metadata.get("return_name", "return"))
     returns: list[float] = []
     lengths: list[int] = []
@@ -96,29 +97,24 @@ def evaluate(
     with torch.random.fork_rng(devices=[]), contextlib.closing(envs):
         torch.manual_seed(seed)
         obs, _ = envs.reset(seed=seed)
-        ep_return = np.zeros(num_envs)
-        ep_length = np.zeros(num_envs, dtype=np.int64)
         while (done < quota).any():
-            obs, rewards, terminated, truncated, infos = envs.step(act(obs))
-            ep_return += rewards
-            ep_length += 1
+            obs, _, terminated, truncated, infos = envs.step(act(obs))
             ended = terminated | truncated
             if not ended.any():
                 continue
             success = final_successes(infos, ended)
+            episode = infos["final_info"]["episode"]  # gymnasium's episode statistics
             for i in np.flatnonzero(ended):
                 if done[i] < quota[i]:
                     done[i] += 1
-                    returns.append(float(ep_return[i]))
-                    lengths.append(int(ep_length[i]))
+                    returns.append(float(episode["r"][i]))
+                    lengths.append(int(episode["l"][i]))
                     if success is None:
                         successes = None
                     elif successes is not None:
                         successes.append(bool(success[i]))
                     if on_episode is not None:
                         on_episode(len(returns))
-            ep_return[ended] = 0.0
-            ep_length[ended] = 0
     return summarize(returns, lengths, successes, return_name)
 
 

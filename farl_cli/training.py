@@ -142,13 +142,13 @@ def checkpoint_payload(
     counters: Counters,
     envs: VectorEnv,
     obs: np.ndarray,
-    ep_return: np.ndarray,
 ) -> dict[str, Any]:
     """Everything a checkpoint holds: plain data and tensors only.
 
     Where every environment can be snapshotted, their states, the current observations and
-    the returns of the episodes in progress are included, so that a resumed run continues
-    exactly where it stopped; otherwise it restarts its episodes.
+    the episodes in progress (their returns and lengths, in gymnasium's episode statistics)
+    are included, so that a resumed run continues exactly where it stopped; otherwise it
+    restarts its episodes.
     """
     env_rng = [g.bit_generator.state for g in envs.get_attr("np_random")]
     payload = {
@@ -164,26 +164,25 @@ def checkpoint_payload(
         payload["episodes"] = {
             "snapshots": snapshots,
             "obs": torch.from_numpy(np.array(obs)),  # its own dtype: MuJoCo's is float64
-            "returns": torch.from_numpy(np.array(ep_return, dtype=np.float64)),
         }
     return payload
 
 
-def restore_episodes(
-    envs: VectorEnv, saved: Any, obs: np.ndarray, path: Path
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """Put the saved episodes in progress back into ``envs``: observations and returns."""
+def restore_episodes(envs: VectorEnv, saved: Any, obs: np.ndarray, path: Path) -> np.ndarray | None:
+    """Put the saved episodes in progress back into ``envs``; their observations."""
     if not isinstance(saved, dict):
         return None
     try:
         saved_obs = saved["obs"].numpy()
-        returns = saved["returns"].numpy().astype(np.float64)
-        if saved_obs.shape != obs.shape or returns.shape != (obs.shape[0],):
+        if saved_obs.shape != obs.shape:
             raise ValueError("shapes differ from the environments'")
         envs.set_attr("snapshot_state", list(saved["snapshots"]))
+        if "returns" in saved:  # written before the statistics were in the snapshots
+            returns = saved["returns"].numpy().astype(np.float64)
+            envs.set_attr("episode_returns", [float(r) for r in returns])
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as exc:
         raise CheckpointError(f"{path}: its episodes in progress do not fit ({exc})") from None
-    return saved_obs.astype(obs.dtype), returns
+    return saved_obs.astype(obs.dtype)
 
 
 def due(counters: Counters, what: str, every: int) -> bool:
@@ -325,9 +324,7 @@ def run(
 
         def save(name: str) -> Path:
             counters.recent_returns = list(recent)
-            payload = checkpoint_payload(
-                preset, obs_dim, space, agent, counters, envs, obs, ep_return
-            )
+            payload = checkpoint_payload(preset, obs_dim, space, agent, counters, envs, obs)
             return store.save(name, payload, counters.global_step)
 
         def run_eval() -> EvalStats:
@@ -344,14 +341,13 @@ def run(
         window_start, window_step = time.perf_counter(), counters.global_step
         try:
             obs, _ = envs.reset(seed=cfg.seed + 7919 * counters.resumes)
-            ep_return = np.zeros(n)
             restored = None
             if state is not None:  # the episodes in progress, exactly, where envs allow it
                 restored = restore_episodes(
                     envs, state.get("episodes"), obs, plan.parent or run_dir
                 )
             if restored is not None:
-                obs, ep_return = restored
+                obs = restored
             elif state is not None and len(state["rng"]["envs"]) == n:
                 # fresh episodes, with the environments' generators restored
                 envs.set_attr("np_random", [generator(g) for g in state["rng"]["envs"]])
@@ -364,11 +360,9 @@ def run(
                 metrics = agent.observe(next_obs, final_obs, rewards, terminated, truncated)
                 obs = next_obs
                 counters.global_step += n
-                ep_return += rewards
-                if ended.any():
-                    recent.extend(ep_return[ended].tolist())
+                if ended.any():  # gymnasium's episode statistics of the episodes that ended
+                    recent.extend(infos["final_info"]["episode"]["r"][ended].tolist())
                     counters.episodes += int(ended.sum())
-                    ep_return[ended] = 0.0
 
                 if metrics is not None:
                     pending.append(metrics)

@@ -18,7 +18,7 @@ from helpers import group_members, start_farl
 from typer.testing import CliRunner
 
 from farl_cli.cli import app
-from farl_cli.envs import is_football, make_env
+from farl_cli.envs import gym_id, make_env
 from farl_cli.envs.football import ACTION_NAMES, INSTALL_HINT
 from farl_cli.envs.wrappers import factorize
 from farl_cli.errors import FarlError
@@ -54,8 +54,8 @@ def test_without_the_engine_spaces_are_known_and_running_says_how_to_install_it(
 
 
 def test_football_names_are_the_scenario_and_the_prefix_family() -> None:
-    assert is_football("football-3v1") and is_football("football:academy_corner")
-    assert not is_football("platform") and not is_football("gym:CartPole-v1")
+    assert gym_id("football-3v1") == ("farl/Football-3v1-v0", {})
+    assert gym_id("football:academy_corner") == ("farl/Football-v0", {"scenario": "academy_corner"})
 
 
 @needs_engine

@@ -19,61 +19,62 @@ if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
     os.environ.setdefault("MUJOCO_GL", "egl")
 
 PLATFORM_ID = "farl/Platform-v0"
-MUJOCO_IDS: dict[str, str] = {
+FOOTBALL_3V1_ID = "farl/Football-3v1-v0"
+FOOTBALL_ID = "farl/Football-v0"  # any academy scenario, given as scenario=...
+GYM_PREFIX = "gym:"
+FOOTBALL_PREFIX = "football:"
+
+# farl's own environments, registered like any other: gymnasium.make("farl/Platform-v0")
+_OWN = {
+    PLATFORM_ID: ("farl_cli.envs.platform:PlatformEnv", {}),
+    FOOTBALL_3V1_ID: (
+        "farl_cli.envs.football:FootballEnv",
+        {"scenario": "academy_3_vs_1_with_keeper"},
+    ),
+    FOOTBALL_ID: ("farl_cli.envs.football:FootballEnv", {}),
+}
+for _id, (_entry, _kwargs) in _OWN.items():
+    if _id not in gym.registry:  # their own tests check them: no passive checker on top
+        gym.register(_id, entry_point=_entry, kwargs=_kwargs, disable_env_checker=True)
+
+# farl's short names, each a gymnasium id
+ENV_IDS: dict[str, str] = {
+    "platform": PLATFORM_ID,
     "hopper": "Hopper-v5",
     "halfcheetah": "HalfCheetah-v5",
     "walker2d": "Walker2d-v5",
     "humanoid": "Humanoid-v5",
+    "football-3v1": FOOTBALL_3V1_ID,
 }
-GYM_PREFIX = "gym:"
-
-if PLATFORM_ID not in gym.registry:
-    gym.register(PLATFORM_ID, entry_point="farl_cli.envs.platform:PlatformEnv")
 
 
 class UnknownEnvironmentError(FarlError):
     """An environment name that is not in the registry."""
 
 
-FOOTBALL_SCENARIOS = {"football-3v1": "academy_3_vs_1_with_keeper"}
-FOOTBALL_PREFIX = "football:"
-
-
-def is_football(name: str) -> bool:
-    """Whether ``name`` is a football scenario, whose actions are discrete (no bins)."""
-    return name in FOOTBALL_SCENARIOS or name.startswith(FOOTBALL_PREFIX)
-
-
 def known_names() -> list[str]:
     """Every name ``make_env`` accepts; ``gym:<ID>`` and ``football:<scenario>`` are families."""
-    return [
-        "platform",
-        *MUJOCO_IDS,
-        *FOOTBALL_SCENARIOS,
-        f"{FOOTBALL_PREFIX}<scenario>",
-        f"{GYM_PREFIX}<ID>",
-    ]
+    return [*ENV_IDS, f"{FOOTBALL_PREFIX}<scenario>", f"{GYM_PREFIX}<ID>"]
 
 
-def make_env(name: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
-    """Build an environment by farl name, with its native action space."""
-    if name == "platform":
-        from farl_cli.envs.platform import PlatformEnv
-
-        return PlatformEnv(render_mode=render_mode, **kwargs)
-    if name in MUJOCO_IDS:
-        return _gym_make(MUJOCO_IDS[name], render_mode, kwargs)
-    if is_football(name):
-        from farl_cli.envs.football import FootballEnv
-
-        scenario = FOOTBALL_SCENARIOS.get(name) or name[len(FOOTBALL_PREFIX) :]
-        return FootballEnv(scenario=scenario, render_mode=render_mode, **kwargs)
+def gym_id(name: str) -> tuple[str, dict[str, Any]]:
+    """The gymnasium id (and its fixed arguments) behind a farl environment name."""
+    if name in ENV_IDS:
+        return ENV_IDS[name], {}
+    if name.startswith(FOOTBALL_PREFIX) and len(name) > len(FOOTBALL_PREFIX):
+        return FOOTBALL_ID, {"scenario": name[len(FOOTBALL_PREFIX) :]}
     if name.startswith(GYM_PREFIX) and len(name) > len(GYM_PREFIX):
-        return _gym_make(name[len(GYM_PREFIX) :], render_mode, kwargs)
+        return name[len(GYM_PREFIX) :], {}
     names = known_names()
     close = difflib.get_close_matches(name, names[:-2], n=1)
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise UnknownEnvironmentError(f"unknown environment {name!r}; known: {', '.join(names)}.{hint}")
+
+
+def make_env(name: str, *, render_mode: str | None = None, **kwargs: Any) -> gym.Env:
+    """Build an environment by farl name through ``gymnasium.make``, native action space."""
+    env_id, fixed = gym_id(name)
+    return _gym_make(env_id, render_mode, {**fixed, **kwargs})
 
 
 def _gym_make(env_id: str, render_mode: str | None, kwargs: dict[str, Any]) -> gym.Env:
@@ -86,10 +87,13 @@ def _gym_make(env_id: str, render_mode: str | None, kwargs: dict[str, Any]) -> g
 
 
 def make_factored_env(cfg: EnvConfig, render_mode: str | None = None) -> FactoredActions:
-    """The environment a preset's ``env`` section describes, its actions factored."""
+    """The environment a preset's ``env`` section describes, its actions factored, with
+    gymnasium's episode statistics (``info["episode"]`` when an episode ends)."""
+    from gymnasium.wrappers import RecordEpisodeStatistics
+
     from farl_cli.envs.wrappers import factorize
 
-    env = make_env(cfg.name, render_mode=render_mode, **cfg.kwargs)
+    env = RecordEpisodeStatistics(make_env(cfg.name, render_mode=render_mode, **cfg.kwargs))
     radix = tuple(cfg.radix) if cfg.radix else None
     try:
         return factorize(env, bins=cfg.bins, factorization=cfg.factorization, radix=radix)

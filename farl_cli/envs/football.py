@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -85,7 +86,8 @@ class FootballEnv(gym.Env):
         self.players = players
         self.render_mode = render_mode
         self.write_video = write_video
-        self.logdir = logdir or tempfile.mkdtemp(prefix="farl-football-")
+        self.logdir = logdir  # None: a temporary directory, made when the engine starts
+        self._own_logdir: str | None = None
         self.action_space = spaces.MultiDiscrete([len(ACTION_NAMES)] * players)
         self.observation_space = spaces.Box(-np.inf, np.inf, shape=(FEATURES,), dtype=np.float32)
         self.action_names = tuple(f"player {i + 1}" for i in range(players))
@@ -96,6 +98,8 @@ class FootballEnv(gym.Env):
 
     def _make_engine(self, seed: int) -> Any:
         football = gfootball_env_module()
+        if self.logdir is None:
+            self.logdir = self._own_logdir = tempfile.mkdtemp(prefix="farl-football-")
         try:
             with _quiet_old_gym():
                 return football.create_environment(
@@ -154,6 +158,8 @@ class FootballEnv(gym.Env):
 
     def recorded_videos(self) -> list[Path]:
         """The 2D sketch videos the engine wrote (with ``write_video``), one per episode."""
+        if self.logdir is None:
+            return []
         return sorted(Path(self.logdir).glob("*.avi"), key=lambda p: p.stat().st_mtime)
 
     def render(self) -> np.ndarray | None:
@@ -167,3 +173,6 @@ class FootballEnv(gym.Env):
         if self._engine is not None:
             self._engine.close()
             self._engine = None
+        if self._own_logdir is not None:  # the engine's scratch files: nobody asked for them
+            shutil.rmtree(self._own_logdir, ignore_errors=True)
+            self.logdir = self._own_logdir = None

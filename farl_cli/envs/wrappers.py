@@ -1,16 +1,16 @@
-"""Wrappers that do one thing each: factor the action space."""
+"""Wrappers that do one thing each: factor the action space, record frames."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
-from gymnasium.wrappers import TimeLimit
+from gymnasium.wrappers import RecordEpisodeStatistics, TimeLimit
 
 from farl_cli.errors import FarlError
 from farl_cli.spaces import (
@@ -48,7 +48,11 @@ class FactoredActions(gym.ActionWrapper):
         return {
             "env": own,
             "rng": base.np_random.bit_generator.state,
-            "elapsed_steps": [w._elapsed_steps for w in _time_limits(self.env)],
+            "elapsed_steps": [w._elapsed_steps for w in _wrappers(self.env, TimeLimit)],
+            "episode": [
+                [float(w.episode_returns), int(w.episode_lengths)]
+                for w in _wrappers(self.env, RecordEpisodeStatistics)
+            ],
         }
 
     @snapshot_state.setter
@@ -56,11 +60,17 @@ class FactoredActions(gym.ActionWrapper):
         base = self.env.unwrapped
         restore_base(base, state["env"])
         base.np_random.bit_generator.state = state["rng"]
-        limits = _time_limits(self.env)
+        limits = _wrappers(self.env, TimeLimit)
         if len(limits) != len(state["elapsed_steps"]):
             raise ValueError("the snapshot's time limits do not match the environment's")
         for wrapper, elapsed in zip(limits, state["elapsed_steps"], strict=True):
             wrapper._elapsed_steps = elapsed
+        stats = _wrappers(self.env, RecordEpisodeStatistics)
+        episode = state.get("episode", [])  # absent from snapshots of older farl versions
+        if episode and len(episode) != len(stats):
+            raise ValueError("the snapshot's episode statistics do not match the environment's")
+        for wrapper, (returns, length) in zip(stats, episode, strict=False):
+            wrapper.episode_returns, wrapper.episode_lengths = float(returns), int(length)
 
 
 class RecordFrames(gym.Wrapper):
@@ -139,10 +149,18 @@ class RecordFrames(gym.Wrapper):
             shutil.rmtree(self._videos_dir, ignore_errors=True)
 
 
-def _time_limits(env: gym.Env) -> list[TimeLimit]:
+W = TypeVar("W", bound=gym.Wrapper)
+
+
+def with_episode_statistics(env: gym.Env) -> gym.Env:
+    """``env`` recording gymnasium's episode statistics (wrapped unless it already does)."""
+    return env if _wrappers(env, RecordEpisodeStatistics) else RecordEpisodeStatistics(env)
+
+
+def _wrappers(env: gym.Env, kind: type[W]) -> list[W]:
     out = []
     while isinstance(env, gym.Wrapper):
-        if isinstance(env, TimeLimit):
+        if isinstance(env, kind):
             out.append(env)
         env = env.env
     return out
