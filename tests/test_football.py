@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
+import subprocess
 import sys
 from pathlib import Path
 
@@ -169,3 +171,26 @@ def test_fppo_trains_end_to_end_with_worker_processes_and_leaves_none(tmp_path: 
     )
     assert result.exit_code == 0, result.output
     assert "episode 1: return" in result.output and video.stat().st_size > 1000
+
+
+def test_install_script_builds_with_the_chosen_interpreter_first_on_path(tmp_path: Path) -> None:
+    # PYTHON=venv/bin/python without activating the venv: the engine's build calls "python3"
+    # from PATH, which must be that same interpreter. A stand-in interpreter records which
+    # python3 it would get, then says the engine is there, so nothing is built.
+    venv_bin = tmp_path / "venv" / "bin"
+    venv_bin.mkdir(parents=True)
+    seen = tmp_path / "seen"
+    fake = venv_bin / "python"  # named python, not python3: the script must add a python3
+    fake.write_text(f'#!/bin/sh\nreadlink -f "$(command -v python3)" > {seen}\nexit 0\n')
+    fake.chmod(0o755)
+    script = Path(__file__).resolve().parent.parent / "scripts" / "install-football.sh"
+    result = subprocess.run(
+        ["bash", str(script)],
+        env={**os.environ, "PYTHON": str(fake), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "already installed" in result.stdout
+    assert seen.read_text().strip() == str(fake.resolve())
