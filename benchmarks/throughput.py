@@ -14,6 +14,7 @@ if nothing but its update's arithmetic cost time (``results/fsac_arithmetic.csv`
     pip install -e ".[bench]"
     python benchmarks/throughput.py --steps 32768
     python benchmarks/throughput.py --algo fsac --steps 6000
+    python benchmarks/throughput.py --algo fsac --steps 6000 --set train.compile=true
 """
 
 from __future__ import annotations
@@ -127,6 +128,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--algo", choices=["fppo", "fsac"], default="fppo")
     parser.add_argument("--learning-starts", type=int, default=1000, help="fsac: both")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        help="farl's preset override, e.g. train.compile=true or train.device=cuda",
+    )
     args = parser.parse_args()
     stamp = run_stamp("benchmarks/throughput.py")
     torch.set_num_threads(1)
@@ -134,7 +142,7 @@ def main() -> None:
         compare_fsac(args, stamp)
         return
 
-    ours = farl_run("halfcheetah-fppo", args.steps, args.seed)
+    ours = farl_run("halfcheetah-fppo", args.steps, args.seed, args.overrides)
     print(f"farl FPPO (independent, 11 bins): {ours:8.0f} env steps/s")
     theirs = sb3_ppo(args.steps, args.seed)
     print(f"SB3 PPO   (MultiDiscrete, 11 bins): {theirs:8.0f} env steps/s")
@@ -146,6 +154,7 @@ def main() -> None:
         RESULTS,
         {
             "benchmark": "fppo-halfcheetah-11bins",
+            "farl_settings": " ".join(args.overrides),
             "steps": args.steps,
             "farl_sps": f"{ours:.0f}",
             "sb3_sps": f"{theirs:.0f}",
@@ -164,7 +173,10 @@ def compare_fsac(args: argparse.Namespace, stamp: dict[str, str]) -> None:
     import stable_baselines3
 
     ours = farl_run(
-        "halfcheetah-fsac", args.steps, args.seed, [f"agent.learning_starts={args.learning_starts}"]
+        "halfcheetah-fsac",
+        args.steps,
+        args.seed,
+        [f"agent.learning_starts={args.learning_starts}", *args.overrides],
     )
     print(f"farl FSAC (independent, 11 bins): {ours:8.1f} env steps/s")
     theirs = sb3_sac_speed(args.steps, args.seed, args.learning_starts)
@@ -187,6 +199,7 @@ def compare_fsac(args: argparse.Namespace, stamp: dict[str, str]) -> None:
         RESULTS,
         {
             "benchmark": "fsac-halfcheetah-11bins-vs-sac-continuous",
+            "farl_settings": " ".join(args.overrides),
             "steps": args.steps,
             "farl_sps": f"{ours:.1f}",
             "sb3_sps": f"{theirs:.1f}",

@@ -60,9 +60,17 @@ class Rollout:
 class RolloutBuffer:
     """Preallocated storage for one rollout of ``steps`` x ``num_envs`` transitions."""
 
-    def __init__(self, steps: int, num_envs: int, obs_dim: int, k: int, max_n: int) -> None:
+    def __init__(
+        self,
+        steps: int,
+        num_envs: int,
+        obs_dim: int,
+        k: int,
+        max_n: int,
+        device: torch.device | None = None,
+    ) -> None:
         def z(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
-            return torch.zeros(steps, num_envs, *shape, dtype=dtype)
+            return torch.zeros(steps, num_envs, *shape, dtype=dtype, device=device)
 
         self.data = Rollout(
             obs=z(obs_dim),
@@ -125,7 +133,10 @@ class RolloutBuffer:
         """The steps written so far: a run stopped mid-rollout resumes with them."""
         return {
             "t": self.t,
-            **{f.name: getattr(self.data, f.name)[: self.t].clone() for f in fields(self.data)},
+            **{
+                f.name: getattr(self.data, f.name)[: self.t].to("cpu", copy=True)
+                for f in fields(self.data)
+            },
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -142,20 +153,33 @@ class RolloutBuffer:
 
 
 class ReplayBuffer:
-    """Preallocated circular replay memory; sub-actions stored as small integers.
+    """Preallocated circular replay memory on the agent's device; sub-actions stored as small
+    integers.
 
     The true next observation is stored (an episode's final observation when it ended), and
-    only termination, not truncation, marks a transition as terminal.
+    only termination, not truncation, marks a transition as terminal. Minibatches are
+    gathered where the memory lives; only their indices come from the host's generator.
     """
 
-    def __init__(self, capacity: int, obs_dim: int, sizes: tuple[int, ...], seed: int) -> None:
-        action_dtype = np.uint8 if max(sizes) <= 256 else np.int16
+    def __init__(
+        self,
+        capacity: int,
+        obs_dim: int,
+        sizes: tuple[int, ...],
+        seed: int,
+        device: torch.device | None = None,
+    ) -> None:
+        action_dtype = torch.uint8 if max(sizes) <= 256 else torch.int16
         self.capacity = capacity
-        self.obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.next_obs = np.zeros((capacity, obs_dim), dtype=np.float32)
-        self.actions = np.zeros((capacity, len(sizes)), dtype=action_dtype)
-        self.rewards = np.zeros(capacity, dtype=np.float32)
-        self.terminated = np.zeros(capacity, dtype=bool)
+        self.device = device or torch.device("cpu")
+
+        def z(*shape: int, dtype: torch.dtype = torch.float32) -> Tensor:
+            return torch.zeros(capacity, *shape, dtype=dtype, device=self.device)
+
+        self.obs, self.next_obs = z(obs_dim), z(obs_dim)
+        self.actions = z(len(sizes), dtype=action_dtype)
+        self.rewards = z()
+        self.terminated = z(dtype=torch.bool)
         self.size = 0
         self.pos = 0
         self.rng = np.random.default_rng(seed)
@@ -169,21 +193,30 @@ class ReplayBuffer:
         terminated: np.ndarray,
     ) -> None:
         """Store one transition per environment (arrays with a leading ``num_envs`` axis)."""
-        idx = (self.pos + np.arange(len(rewards))) % self.capacity
-        self.obs[idx], self.next_obs[idx] = obs, next_obs
-        self.actions[idx], self.rewards[idx], self.terminated[idx] = actions, rewards, terminated
-        self.pos = int(idx[-1] + 1) % self.capacity
+        idx = torch.from_numpy((self.pos + np.arange(len(rewards))) % self.capacity)
+        idx = idx.to(self.device)
+
+        def put(store: Tensor, values: np.ndarray) -> None:
+            store[idx] = torch.as_tensor(values, device=self.device).to(store.dtype)
+
+        put(self.obs, obs)
+        put(self.next_obs, next_obs)
+        put(self.actions, actions)
+        put(self.rewards, rewards)
+        put(self.terminated, terminated)
+        self.pos = int((self.pos + len(rewards)) % self.capacity)
         self.size = min(self.size + len(rewards), self.capacity)
 
     def sample(self, batch_size: int) -> dict[str, Tensor]:
-        """A uniform minibatch as tensors."""
-        idx = self.rng.integers(0, self.size, size=batch_size)
+        """A uniform minibatch as tensors on the buffer's device."""
+        idx = torch.from_numpy(self.rng.integers(0, self.size, size=batch_size))
+        idx = idx.to(self.device)
         return {
-            "obs": torch.from_numpy(self.obs[idx]),
-            "actions": torch.from_numpy(self.actions[idx].astype(np.int64)),
-            "rewards": torch.from_numpy(self.rewards[idx]),
-            "next_obs": torch.from_numpy(self.next_obs[idx]),
-            "terminated": torch.from_numpy(self.terminated[idx]),
+            "obs": self.obs[idx],
+            "actions": self.actions[idx].long(),
+            "rewards": self.rewards[idx],
+            "next_obs": self.next_obs[idx],
+            "terminated": self.terminated[idx],
         }
 
     def state_dict(self, include_data: bool) -> dict[str, Any]:
@@ -197,11 +230,11 @@ class ReplayBuffer:
         if include_data:
             n = self.size
             state.update(
-                obs=torch.from_numpy(self.obs[:n].copy()),
-                next_obs=torch.from_numpy(self.next_obs[:n].copy()),
-                actions=torch.from_numpy(self.actions[:n].astype(np.int16)),
-                rewards=torch.from_numpy(self.rewards[:n].copy()),
-                terminated=torch.from_numpy(self.terminated[:n].copy()),
+                obs=self.obs[:n].to("cpu", copy=True),
+                next_obs=self.next_obs[:n].to("cpu", copy=True),
+                actions=self.actions[:n].to("cpu", torch.int16, copy=True),
+                rewards=self.rewards[:n].to("cpu", copy=True),
+                terminated=self.terminated[:n].to("cpu", copy=True),
             )
         return state
 
@@ -212,9 +245,7 @@ class ReplayBuffer:
             self.size = self.pos = 0
             return
         n = int(state["size"])
-        self.obs[:n] = state["obs"].numpy()
-        self.next_obs[:n] = state["next_obs"].numpy()
-        self.actions[:n] = state["actions"].numpy()
-        self.rewards[:n] = state["rewards"].numpy()
-        self.terminated[:n] = state["terminated"].numpy()
+        for name in ("obs", "next_obs", "actions", "rewards", "terminated"):
+            store = getattr(self, name)
+            store[:n] = state[name].to(self.device, store.dtype)
         self.size, self.pos = n, int(state["pos"])

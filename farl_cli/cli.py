@@ -30,6 +30,10 @@ err_console = Console(stderr=True)
 F = TypeVar("F", bound=Callable[..., Any])
 
 CheckpointArg = Annotated[Path, typer.Argument(help="A checkpoint written by farl train.")]
+DeviceOpt = Annotated[
+    str | None,
+    typer.Option(help="auto (CUDA when there is one), cpu or cuda.", show_default="auto"),
+]
 DeterministicOpt = Annotated[
     bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
 ]
@@ -196,6 +200,11 @@ def train_command(
     save_buffer: Annotated[
         bool, typer.Option("--save-buffer", help="FSAC: keep the replay buffer in checkpoints.")
     ] = False,
+    device: DeviceOpt = None,
+    compile_update: Annotated[
+        bool,
+        typer.Option("--compile", help="torch.compile the update (train.compile; for GPUs)."),
+    ] = False,
 ) -> None:
     """Train an agent from a preset; Ctrl-C saves a checkpoint you can resume from."""
     import torch
@@ -213,6 +222,10 @@ def train_command(
         sets.append(f"train.total_steps={total_steps}")
     if save_buffer:
         sets.append("train.save_buffer=true")
+    if device is not None:
+        sets.append(f"train.device={device}")
+    if compile_update:
+        sets.append("train.compile=true")
     if resume is not None:
         plan = plan_resume(resume, preset, sets, run_dir)
     elif preset is None:
@@ -500,6 +513,7 @@ def eval_command(
     seed: Annotated[int, typer.Option(help="Seed of the evaluation episodes.")] = 12345,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 1,
+    device: DeviceOpt = None,
 ) -> None:
     """Evaluate a checkpoint over many episodes: mean, spread, confidence, success rate."""
     import time
@@ -512,7 +526,7 @@ def eval_command(
     from farl_cli.training import restore
 
     torch.set_num_threads(threads)
-    restored = restore(checkpoint)
+    restored = restore(checkpoint, device or "auto")
     act = functools.partial(restored.agent.act, deterministic=deterministic)
     started = time.perf_counter()
     with Progress(console=err_console, transient=True, disable=as_json) as progress:
@@ -570,6 +584,7 @@ def enjoy_command(
         bool,
         typer.Option("--render-3d", help="Football: the engine's slow 3D view, not its sketch."),
     ] = False,
+    device: DeviceOpt = None,
 ) -> None:
     """Watch a policy play: in a window when there is a display, else recorded to a video."""
     import os
@@ -580,7 +595,7 @@ def enjoy_command(
     from farl_cli.training import restore
     from farl_cli.video import VideoWriter
 
-    restored = restore(checkpoint)
+    restored = restore(checkpoint, device or "auto")
     preset = restored.preset
     env: Any = make_factored_env(preset.env, render_mode="rgb_array")
     # a window where the environment can draw one (it declares the "human" render mode)

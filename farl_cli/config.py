@@ -142,6 +142,8 @@ class TrainConfig(_Section):
     log_every: Count = 1000  # steps between rows of metrics.csv (agent metrics averaged)
     seed: Annotated[int, NB, Field(ge=0, le=2**32 - 1)] = 0
     save_buffer: bool = False  # FSAC: put the replay buffer into checkpoints
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when there is one
+    compile: bool = False  # torch.compile the agent's update (pays off on a GPU, not on CPU)
 
 
 class Preset(_Section):

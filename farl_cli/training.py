@@ -16,6 +16,7 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from farl_cli.agents import Agent, make_agent
+from farl_cli.agents.common import resolve_device
 from farl_cli.checkpoint import CheckpointError, named_tensors
 from farl_cli.config import EnvConfig, Preset
 from farl_cli.envs import make_factored_env
@@ -289,13 +290,14 @@ def run(
     stop = stop if stop is not None else StopRequest()
     with stop.installed():  # a signal during start-up stops the run cleanly too
         try:
+            device = resolve_device(cfg.device)
             obs_dim, space = probe_env(preset.env)
         except BaseException:
             release_run_dir(run_dir)
             raise
         store = open_run(plan)
         seed_everything(cfg.seed)
-        agent = make_agent(preset, obs_dim, space)
+        agent = make_agent(preset, obs_dim, space, device)
         counters = Counters(
             next_eval=cfg.eval_every, next_checkpoint=cfg.checkpoint_every, next_log=cfg.log_every
         )
@@ -368,7 +370,8 @@ def run(
                     pending.append(metrics)
                 row: dict[str, Any] | None = None
                 if due(counters, "log", cfg.log_every) and pending:
-                    row = {k: float(np.mean([m[k] for m in pending])) for k in pending[0]}
+                    # reading device tensors waits for the device: once per row, not per step
+                    row = {k: float(np.mean([float(m[k]) for m in pending])) for k in pending[0]}
                     pending.clear()
                 if due(counters, "eval", cfg.eval_every):
                     stats = run_eval()
@@ -437,8 +440,9 @@ class Restored:
     data: dict[str, Any]
 
 
-def restore(path: Path) -> Restored:
-    """Rebuild preset, environment description and agent from one checkpoint file."""
+def restore(path: Path, device: str = "cpu") -> Restored:
+    """Rebuild preset, environment description and agent (on ``device``: ``auto``, ``cpu``
+    or ``cuda``) from one checkpoint file, whichever device wrote it."""
     from pydantic import ValidationError
 
     from farl_cli.checkpoint import load_checkpoint
@@ -460,6 +464,6 @@ def restore(path: Path) -> Restored:
             f"{env_obs_dim} and sub-actions {list(env_space.sizes)}, the checkpoint expects "
             f"{obs_dim} and {list(space.sizes)}"
         )
-    agent = make_agent(preset, obs_dim, space)
+    agent = make_agent(preset, obs_dim, space, resolve_device(device))
     load_agent_state(agent, data.get("agent"), path)
     return Restored(preset, agent, obs_dim, space, data)

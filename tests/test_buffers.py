@@ -95,6 +95,6 @@ def test_replay_buffer_wraps_around_and_overwrites_the_oldest() -> None:
         )
     assert (buf.size, buf.pos) == (5, 3)
     assert buf.rewards.tolist() == [2.0, 3.0, 3.0, 1.0, 2.0]
-    assert buf.actions.dtype == np.uint8 and buf.actions[1].tolist() == [3, 3]
+    assert buf.actions.dtype == torch.uint8 and buf.actions[1].tolist() == [3, 3]
     batch = buf.sample(16)
     assert set(batch["rewards"].tolist()) <= {1.0, 2.0, 3.0}  # the overwritten 0s are gone

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import torch
 from helpers import group_members, start_farl, wait_for_first_row
 from typer.testing import CliRunner
 
@@ -504,3 +505,21 @@ def test_fuzzed_preset_files_and_overrides_never_give_a_traceback(tmp_path: Path
             assert "Traceback" not in result.output, context
             outcomes[result.exit_code] += 1
     assert outcomes[0] > 10 and outcomes[2] > 50, outcomes  # both kinds were exercised
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
+def test_asking_for_cuda_without_one_is_one_line_before_anything_is_written(
+    trained: Path, tmp_path: Path
+) -> None:
+    run_dir = tmp_path / "run"
+    result = runner.invoke(
+        app, ["train", "--preset", "platform-fppo", "--device", "cuda", "--run-dir", str(run_dir)]
+    )
+    assert result.exit_code == 2 and "no CUDA device" in result.output, result.output
+    assert not run_dir.exists()
+    best = trained / "checkpoints" / "best.pt"
+    for command in ("eval", "enjoy"):
+        result = runner.invoke(app, [command, str(best), "--device", "cuda"])
+        assert result.exit_code == 2 and "no CUDA device" in result.output, result.output
+    result = runner.invoke(app, ["train", "--preset", "platform-fppo", "--device", "tpu"])
+    assert result.exit_code == 2 and "train.device" in result.output, result.output

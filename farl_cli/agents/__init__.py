@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 import numpy as np
+import torch
 
 from farl_cli.config import FPPOConfig, FSACConfig, Preset
 from farl_cli.errors import FarlError
@@ -32,8 +33,9 @@ class Agent(Protocol):
         rewards: np.ndarray,
         terminated: np.ndarray,
         truncated: np.ndarray,
-    ) -> dict[str, float] | None:
-        """The environments' answer to the last ``explore``; metrics when it learned."""
+    ) -> dict[str, Any] | None:
+        """The environments' answer to the last ``explore``; metrics (numbers or 0-d tensors,
+        read only when logged) when it learned."""
         ...
 
     def state_dict(self) -> dict[str, Any]:
@@ -45,12 +47,17 @@ class Agent(Protocol):
         ...
 
 
-def make_agent(preset: Preset, obs_dim: int, space: FactoredSpace) -> Agent:
-    """The agent a preset asks for."""
+def make_agent(
+    preset: Preset, obs_dim: int, space: FactoredSpace, device: torch.device | None = None
+) -> Agent:
+    """The agent a preset asks for, on ``device`` (default: the CPU)."""
+    device = device or torch.device("cpu")
     if isinstance(preset.agent, FPPOConfig):
         from farl_cli.agents.fppo import FPPOAgent
 
-        return FPPOAgent(obs_dim, space, preset.agent, preset.env.num_envs)
+        return FPPOAgent(
+            obs_dim, space, preset.agent, preset.env.num_envs, device, preset.train.compile
+        )
     if isinstance(preset.agent, FSACConfig):
         from farl_cli.agents.fsac import FSACAgent
 
@@ -61,5 +68,7 @@ def make_agent(preset: Preset, obs_dim: int, space: FactoredSpace) -> Agent:
             preset.env.num_envs,
             seed=preset.train.seed,
             save_buffer=preset.train.save_buffer,
+            device=device,
+            compile=preset.train.compile,
         )
     raise FarlError(f"{preset.name}: unknown agent.algo {preset.agent.algo!r}")

@@ -1,4 +1,4 @@
-"""What both agents share: acting with their policy, and saving their modules' states."""
+"""What both agents share: their device, acting with their policy, saving their modules."""
 
 from __future__ import annotations
 
@@ -8,7 +8,22 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from farl_cli.errors import FarlError
 from farl_cli.networks import FactoredPolicy, RunningNorm
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when there is one), ``cpu`` or ``cuda``; refused when it is not there."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise FarlError(
+            "--device cuda: this PyTorch sees no CUDA device (a CPU build, or no GPU); "
+            "use --device cpu, or install a CUDA build of torch"
+        )
+    if name not in ("cpu", "cuda"):
+        raise FarlError(f"--device {name!r}: expected auto, cpu or cuda")
+    return torch.device(name)
 
 
 class PolicyActor:
@@ -16,6 +31,7 @@ class PolicyActor:
 
     policy: FactoredPolicy
     normalizer: RunningNorm
+    device: torch.device = torch.device("cpu")
     # attributes (modules, optimizers) whose state_dict a checkpoint holds under their name
     stateful: tuple[str, ...] = ()
 
@@ -29,10 +45,11 @@ class PolicyActor:
             getattr(self, name).load_state_dict(state[name])
 
     def _obs(self, obs: np.ndarray | Tensor) -> Tensor:
-        return self.normalizer(torch.as_tensor(obs, dtype=torch.float32))
+        # observations cross to the device once, here
+        return self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """Joint actions ``[N, k]`` for a batch of observations; no side effects."""
         dist = self.policy(self._obs(obs))
-        return (dist.mode() if deterministic else dist.sample()).numpy()
+        return (dist.mode() if deterministic else dist.sample()).cpu().numpy()

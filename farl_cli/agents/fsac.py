@@ -111,12 +111,12 @@ def global_temperature_loss(log_alpha: Tensor, log_prob: Tensor, target_entropy:
     return -log_alpha.exp() * (log_prob + target_entropy)
 
 
-def per_head(alpha: Tensor, entropy_dims: Tensor) -> dict[str, float]:
+def per_head(alpha: Tensor, entropy_dims: Tensor) -> dict[str, Tensor]:
     """``alpha_i`` and the mean entropy of head i over a batch (``[B, k]``), as metrics."""
-    entropies = entropy_dims.mean(0).tolist()
+    entropies = entropy_dims.mean(0)
     return {
-        **{f"alpha_{i}": a for i, a in enumerate(alpha.tolist())},
-        **{f"entropy_{i}": h for i, h in enumerate(entropies)},
+        **{f"alpha_{i}": a for i, a in enumerate(alpha.unbind())},
+        **{f"entropy_{i}": h for i, h in enumerate(entropies.unbind())},
     }
 
 
@@ -147,8 +147,11 @@ class FSACAgent(PolicyActor):
         num_envs: int,
         seed: int = 0,
         save_buffer: bool = False,
+        device: torch.device | None = None,
+        compile: bool = False,
     ) -> None:
         self.cfg = cfg
+        self.device = device = device or torch.device("cpu")
         self.space = space
         self.num_envs = num_envs
         self.save_buffer = save_buffer
@@ -161,12 +164,15 @@ class FSACAgent(PolicyActor):
         self.up_q = nn.ModuleList(
             [UpQNet(obs_dim, space, hidden, act) for _ in range(2)] if self.autoregressive else []
         )
+        # built on the CPU, then moved: the same initial weights for a seed on every device
+        for module in (self.normalizer, self.policy, self.sub_q, self.up_q):
+            module.to(device)
         self.sub_q_target = copy.deepcopy(self.sub_q).requires_grad_(False)
         self.up_q_target = copy.deepcopy(self.up_q).requires_grad_(False)
         log_alpha0 = math.log(cfg.initial_alpha)
-        self.log_alpha = nn.Parameter(torch.full((space.n_dims,), log_alpha0))  # alpha_i
-        self.log_alpha_global = nn.Parameter(torch.tensor(log_alpha0))  # alpha (top MDP)
-        sizes = torch.tensor(space.sizes, dtype=torch.float32)
+        self.log_alpha = nn.Parameter(torch.full((space.n_dims,), log_alpha0, device=device))
+        self.log_alpha_global = nn.Parameter(torch.tensor(log_alpha0, device=device))  # top
+        sizes = torch.tensor(space.sizes, dtype=torch.float32, device=device)
         self.target_entropy = cfg.entropy_target_beta * sizes.log()  # beta log n_i (eq. 13)
         self.target_entropy_global = float(self.target_entropy.sum())  # beta sum log n_i
         lr = cfg.learning_rate
@@ -175,11 +181,14 @@ class FSACAgent(PolicyActor):
             [*self.sub_q.parameters(), *self.up_q.parameters()], lr=lr, fused=True
         )
         self.alpha_optimizer = torch.optim.Adam([self.log_alpha, self.log_alpha_global], lr=lr)
-        self.buffer = ReplayBuffer(cfg.buffer_size, obs_dim, space.sizes, seed)
+        self.buffer = ReplayBuffer(cfg.buffer_size, obs_dim, space.sizes, seed, device)
         self.rng = np.random.default_rng(seed + 1)  # uniform actions before learning starts
         self.sizes = np.array(space.sizes)
         self.steps = 0  # vector steps observed
         self.updates = 0
+        # the whole gradient step (losses, backward passes, optimizer steps, target copies)
+        # as one compiled function; the same code as the eager path
+        self._learn = torch.compile(self._learn) if compile else self._learn
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (obs, actions) of explore
         self.metric_names: tuple[str, ...] = (
             "q_loss", "policy_loss", "alpha", "entropy",
@@ -196,7 +205,7 @@ class FSACAgent(PolicyActor):
     def explore(self, obs: np.ndarray) -> np.ndarray:
         """Uniform actions until ``learning_starts`` transitions are stored, then the policy's."""
         if self.cfg.normalize_observations:
-            self.normalizer.update(torch.as_tensor(obs))
+            self.normalizer.update(torch.as_tensor(obs, device=self.device))
         if self.buffer.size < self.cfg.learning_starts:
             actions = self.rng.integers(0, self.sizes, size=(len(obs), len(self.sizes)))
         else:
@@ -211,7 +220,7 @@ class FSACAgent(PolicyActor):
         rewards: np.ndarray,
         terminated: np.ndarray,
         truncated: np.ndarray,
-    ) -> dict[str, float] | None:
+    ) -> dict[str, Tensor] | None:
         """Store the transitions of the last ``explore``; learn every ``update_every`` steps.
 
         Truncated episodes are stored as non-terminal with their final observation, so their
@@ -224,16 +233,25 @@ class FSACAgent(PolicyActor):
         ready = self.buffer.size >= max(self.cfg.learning_starts, self.cfg.batch_size)
         if not ready or self.steps % self.cfg.update_every:
             return None
-        totals: dict[str, float] = dict.fromkeys(self.metric_names, 0.0)
+        totals: dict[str, Tensor] = {}
         for _ in range(self.cfg.gradient_steps):
             for name, value in self.update(self.buffer.sample(self.cfg.batch_size)).items():
-                totals[name] += value / self.cfg.gradient_steps
+                part = value / self.cfg.gradient_steps
+                totals[name] = totals[name] + part if name in totals else part
         return totals
 
     # ------------------------------------------------------------------ learning
 
-    def update(self, batch: dict[str, Tensor]) -> dict[str, float]:
-        """One gradient step of critics, policy and temperatures, then the target copies."""
+    def update(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
+        """One gradient step of critics, policy and temperatures, then the target copies.
+
+        Metrics come back as 0-d tensors: reading them waits for the device, which the
+        training loop does only when it logs."""
+        metrics = self._learn(batch)
+        self.updates += 1  # a Python counter: outside the compiled function
+        return metrics
+
+    def _learn(self, batch: dict[str, Tensor]) -> dict[str, Tensor]:
         obs, next_obs = self._obs(batch["obs"]), self._obs(batch["next_obs"])
         if self.autoregressive:
             metrics = self._update_autoregressive(obs, batch["actions"], batch, next_obs)
@@ -241,7 +259,6 @@ class FSACAgent(PolicyActor):
             metrics = self._update_independent(obs, batch["actions"], batch, next_obs)
         for target, online in ((self.sub_q_target, self.sub_q), (self.up_q_target, self.up_q)):
             polyak(target, online, self.cfg.tau)
-        self.updates += 1
         return metrics
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
@@ -268,7 +285,7 @@ class FSACAgent(PolicyActor):
 
     def _update_independent(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
-    ) -> dict[str, float]:
+    ) -> dict[str, Tensor]:
         alpha = self.log_alpha.exp().detach()
         q_loss, q_all = self.independent_critic_loss(obs, actions, batch, next_obs)
         self._step(self.critic_optimizer, q_loss)
@@ -287,10 +304,10 @@ class FSACAgent(PolicyActor):
         )
         self._step(self.alpha_optimizer, alpha_loss)
         return {
-            "q_loss": float(q_loss.detach()),
-            "policy_loss": float(policy_loss.detach()),
-            "alpha": float(alpha.mean()),
-            "entropy": float(dist.entropy().mean().detach()),
+            "q_loss": q_loss.detach(),
+            "policy_loss": policy_loss.detach(),
+            "alpha": alpha.mean(),
+            "entropy": dist.entropy().mean().detach(),
             **per_head(alpha, dist.entropy_dims().detach()),
         }
 
@@ -354,7 +371,7 @@ class FSACAgent(PolicyActor):
         q_up = [up(obs, actions) for up in self.up_q]
         # eq. 10: the last sub-Q tracks the up Q-value of the stored action (no gradient to it)
         consistency_target = torch.min(q_up[0], q_up[1]).detach()
-        sub_loss = up_loss = consistency_loss = torch.zeros(())
+        sub_loss = up_loss = consistency_loss = torch.zeros((), device=obs.device)
         for q, q_up_taken in zip(self.sub_q, q_up, strict=True):
             q_taken = q(obs, actions).gather(-1, index).squeeze(-1)  # Q^i(u^{i-1}, a^i)
             sub_loss = sub_loss + (q_taken[:, :-1] - sub_targets).pow(2).mean(0).sum()
@@ -366,7 +383,7 @@ class FSACAgent(PolicyActor):
 
     def _update_autoregressive(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
-    ) -> dict[str, float]:
+    ) -> dict[str, Tensor]:
         alpha, alpha_global = self.log_alpha.exp().detach(), self.top_alpha()
         dist = self.policy(obs)  # one torso pass for the critic targets and the policy loss
         losses = self.autoregressive_critic_losses(obs, actions, batch, next_obs, dist)
@@ -395,13 +412,13 @@ class FSACAgent(PolicyActor):
             )
         self._step(self.alpha_optimizer, alpha_loss)
         return {
-            "q_loss": float(sub_loss.detach()),
-            "policy_loss": float(policy_loss.detach()),
-            "alpha": float(alpha.mean()),
-            "entropy": float(-log_prob.mean()),
-            "up_q_loss": float(up_loss.detach()),
-            "consistency_loss": float(consistency_loss.detach()),
-            "alpha_global": float("nan") if alpha_global is None else float(alpha_global),
+            "q_loss": sub_loss.detach(),
+            "policy_loss": policy_loss.detach(),
+            "alpha": alpha.mean(),
+            "entropy": -log_prob.mean(),
+            "up_q_loss": up_loss.detach(),
+            "consistency_loss": consistency_loss.detach(),
+            "alpha_global": alpha_global if alpha_global is not None else alpha.new_tensor(np.nan),
             **per_head(alpha, heads.entropy_dims().detach()),  # along re-sampled sequences
         }
 

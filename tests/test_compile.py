@@ -1,0 +1,86 @@
+"""A compiled update computes what the eager one does (train.compile, --compile)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from farl_cli.agents import make_agent
+from farl_cli.buffers import compute_gae
+from farl_cli.config import load_preset
+from farl_cli.training import probe_env
+
+CLOSE = {"rtol": 1e-4, "atol": 1e-5}  # the compiler may fuse and reorder float arithmetic
+
+
+def _pair(preset_name: str, sets: list[str]) -> tuple[Any, Any]:
+    """The same agent, eager and compiled, with the same initial weights."""
+    preset = load_preset(preset_name, sets)
+    obs_dim, space = probe_env(preset.env)
+    compiled_preset = load_preset(preset_name, [*sets, "train.compile=true"])
+    torch.manual_seed(0)
+    eager = make_agent(preset, obs_dim, space)
+    torch.manual_seed(0)
+    compiled = make_agent(compiled_preset, obs_dim, space)
+    return eager, compiled
+
+
+def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        torch.testing.assert_close(y, x, **CLOSE, msg=name)
+
+
+def test_compiled_fsac_update_matches_the_eager_one() -> None:
+    eager, compiled = _pair("hopper-fsac", ["agent.hidden_sizes=[32,32]"])
+    g = torch.Generator().manual_seed(1)
+    n, obs_dim = 64, eager.buffer.obs.shape[1]
+    batch = {
+        "obs": torch.randn(n, obs_dim, generator=g),
+        "next_obs": torch.randn(n, obs_dim, generator=g),
+        "actions": torch.stack(
+            [torch.randint(0, s, (n,), generator=g) for s in eager.space.sizes], 1
+        ),
+        "rewards": torch.randn(n, generator=g),
+        "terminated": torch.rand(n, generator=g) < 0.1,
+    }
+    for _ in range(2):  # the second step starts from weights the first one changed
+        a, b = eager.update(batch), compiled.update(batch)
+        for key in eager.metric_names:
+            torch.testing.assert_close(b[key], a[key], **CLOSE, msg=key)
+    assert compiled.updates == eager.updates == 2
+    for module in ("policy", "sub_q", "sub_q_target"):
+        _assert_same_weights(getattr(eager, module), getattr(compiled, module))
+
+
+def test_compiled_fppo_update_matches_the_eager_one() -> None:
+    sets = ["agent.hidden_sizes=[32,32]", "agent.rollout_steps=128", "agent.minibatch_size=64"]
+    eager, compiled = _pair("platform-fppo", [*sets, "agent.epochs=2"])
+    g = torch.Generator().manual_seed(1)
+    for agent in (eager, compiled):  # the same rollout in both
+        data = agent.buffer.data
+        torch.manual_seed(3)
+        obs = torch.randn_like(data.obs)
+        with torch.no_grad():
+            dist = agent.policy(obs.flatten(0, 1))
+            actions = dist.sample()
+            cond = dist.conditionals(actions)
+            data.obs.copy_(obs)
+            data.actions.copy_(actions.view_as(data.actions))
+            data.log_probs.copy_(cond.log_prob(actions).view_as(data.log_probs))
+            data.logits.copy_(cond.logits.view_as(data.logits))
+            data.values.copy_(agent.value(obs.flatten(0, 1)).view_as(data.values))
+        data.rewards.copy_(torch.randn(data.rewards.shape, generator=g))
+        g = torch.Generator().manual_seed(1)
+    results = []
+    for agent in (eager, compiled):
+        d = agent.buffer.data
+        adv, ret = compute_gae(
+            d.rewards, d.values, d.values, d.terminated, d.episode_end, 0.99, 0.95
+        )
+        torch.manual_seed(4)  # the same minibatch shuffles
+        results.append(agent.update(d, adv, ret))
+    for key in eager.metric_names:
+        assert results[1][key] == pytest.approx(results[0][key], rel=1e-4, abs=1e-5), key
+    _assert_same_weights(eager.policy, compiled.policy)
