@@ -378,7 +378,10 @@ def sweep_command(
             highlight=False,
             soft_wrap=True,
         )
-    rows, table_path, png = write_summary(sweep)
+    import shlex
+    import sys
+
+    rows, table_path, png = write_summary(sweep, shlex.join(["farl", *sys.argv[1:]]))
     table = Table(title=f"sweep {sweep.name}: final evaluations", title_justify="left")
     widest = max((len(row["config"]) for row in rows), default=13)
     table.add_column("configuration", overflow="fold", min_width=max(13, min(widest, 40)))

@@ -86,7 +86,9 @@ class FactoredDistribution(ABC):
 class IndependentCategorical(FactoredDistribution):
     """``pi(a|s) = prod_i pi^i(a^i|s)``: one categorical per dimension, all in one tensor."""
 
-    def __init__(self, logits: Tensor, mask: Tensor) -> None:
+    def __init__(self, logits: Tensor, mask: Tensor, dense: bool | None = None) -> None:
+        """``dense``: whether every dimension has ``max_n`` values (the mask is all true);
+        read from the mask when not given, which waits for the device."""
         if logits.dim() != 3 or logits.shape[-2:] != mask.shape:
             raise ValueError(
                 f"logits must be [batch, k, max_n] matching mask {tuple(mask.shape)}, "
@@ -95,7 +97,9 @@ class IndependentCategorical(FactoredDistribution):
         self.mask = mask
         self.logits = logits
         # a space whose dimensions all have max_n values needs no masking (MuJoCo's bins)
-        padded = None if bool(mask.all()) else mask
+        if dense is None:
+            dense = bool(mask.all())
+        padded = None if dense else mask
         self.log_probs = masked_log_softmax(logits, padded)  # [B, k, max_n], -inf when padded
         self.probs = self.log_probs.exp()  # exactly 0 when padded
         # log p with padded entries at 0, so that p * log p is 0 there instead of nan: the
@@ -167,8 +171,10 @@ class AutoregressiveCategorical(FactoredDistribution):
         mask: Tensor,
         batch_size: int,
         step_fn: StepFn | None = None,
+        dense: bool | None = None,
     ) -> None:
         self.mask = mask
+        self.dense = dense
         self.logits_fn = logits_fn
         self.step_fn: StepFn = step_fn or (lambda a, i: logits_fn(a)[:, i])
         self.batch_size = batch_size
@@ -197,7 +203,7 @@ class AutoregressiveCategorical(FactoredDistribution):
             logits = self._cached[1]
         else:
             logits = self.logits_fn(actions.long())
-        return IndependentCategorical(logits, self.mask)
+        return IndependentCategorical(logits, self.mask, self.dense)
 
     def log_prob(self, actions: Tensor) -> Tensor:
         """Exact joint log-probability, every head fed its true prefix in one pass."""

@@ -145,6 +145,7 @@ class FactoredHeadsNet(nn.Module):
         super().__init__()
         self.space = space
         self.register_buffer("mask", torch.from_numpy(space.mask()))
+        self.dense = bool(space.mask().all())  # known here, so no distribution asks the device
         self.torso = mlp(obs_dim, hidden, activation)
         emb_dim = hidden[-1] if hidden else obs_dim
         self.autoregressive = space.factorization == "autoregressive"
@@ -171,13 +172,14 @@ class FactoredPolicy(FactoredHeadsNet):
         """The policy's distribution over joint actions for a batch of observations."""
         emb = self.torso(obs)
         if not self.autoregressive:
-            return IndependentCategorical(self.heads(emb), self.mask)
+            return IndependentCategorical(self.heads(emb), self.mask, self.dense)
         heads = self.heads
         return AutoregressiveCategorical(
             lambda a: heads(emb, a),
             self.mask,
             batch_size=obs.shape[0],
             step_fn=lambda a, i: heads.head(emb, a, i),
+            dense=self.dense,
         )
 
 

@@ -38,7 +38,7 @@ from typing import Any
 import numpy as np
 
 from farl_cli.config import Preset, apply_override, load_preset, read_value, validate
-from farl_cli.curves import Curves, bootstrap_ci, iqm, plot
+from farl_cli.curves import Curves, bootstrap_ci, iqm, plot, source_commit
 from farl_cli.errors import FarlError
 
 SWEEPS_ROOT = Path("sweeps")
@@ -433,11 +433,13 @@ def summary_row(label: str, curves: Curves) -> dict[str, Any]:
     return row
 
 
-def write_summary(sweep: Sweep) -> tuple[list[dict[str, Any]], Path, Path]:
-    """``summary.csv`` (a row per configuration) and ``curves.png`` in the sweep directory."""
+def write_summary(sweep: Sweep, command: str = "") -> tuple[list[dict[str, Any]], Path, Path]:
+    """``summary.csv`` (a row per configuration, with the code's commit and ``command``) and
+    ``curves.png`` in the sweep directory."""
     groups = [(label, config_curves(sweep, label)) for label, _ in sweep.configs]
     groups = [(label, c) for label, c in groups if c.seeds and c.steps]
-    rows = [summary_row(label, curves) for label, curves in groups]
+    stamp = {"commit": source_commit(), "command": command}
+    rows = [{**summary_row(label, curves), **stamp} for label, curves in groups]
     table = sweep.directory / "summary.csv"
     with table.open("w", newline="", encoding="utf-8") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["config"])

@@ -170,6 +170,7 @@ def test_sweep_runs_every_trial_summarizes_and_plots(
     assert [r["config"] for r in rows] == ["agent.entropy_coef=0.01", "agent.entropy_coef=0.05"]
     assert all(r["seeds"] == "2" and r["step"] == "1024" for r in rows)
     assert all(float(r["final_iqm_low"]) <= float(r["final_iqm_high"]) for r in rows)
+    assert all(r["commit"] and r["command"].startswith("farl ") for r in rows)
     assert (sweep_dir / "curves.png").stat().st_size > 0
     assert "agent.entropy_coef=0.05" in result.output and "solved" in result.output
 

@@ -177,7 +177,7 @@ class FPPOAgent(PolicyActor):
         advantages, returns = advantages.flatten(), returns.flatten()
         size = advantages.shape[0]
         # the pre-update policy along the stored sequences: computed once, sliced per minibatch
-        old_policy = IndependentCategorical(data.logits, self.policy.mask)
+        old_policy = IndependentCategorical(data.logits, self.policy.mask, self.policy.dense)
         totals = torch.zeros(len(self.metric_names), device=self.device)
         n_minibatches = 0
         for _ in range(cfg.epochs):
