@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,6 +25,24 @@ def resolve_device(name: str) -> torch.device:
     if name not in ("cpu", "cuda"):
         raise FarlError(f"--device {name!r}: expected auto, cpu or cuda")
     return torch.device(name)
+
+
+def compiled(fn: Callable[..., Any], device: torch.device) -> Callable[..., Any]:
+    """``fn`` through ``torch.compile``; on CUDA also captured as a CUDA graph and replayed
+    (``reduce-overhead``), each call marked as a new step so that the graph's outputs, which
+    the next replay overwrites, are cloned before they are kept."""
+    if device.type != "cuda":
+        return torch.compile(fn)
+    graph = torch.compile(fn, mode="reduce-overhead")
+
+    def step(*args: Any) -> Any:
+        torch.compiler.cudagraph_mark_step_begin()
+        out = graph(*args)
+        if isinstance(out, dict):
+            return {key: value.clone() for key, value in out.items()}
+        return out.clone()
+
+    return step
 
 
 class PolicyActor:

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from farl_cli.agents.common import PolicyActor
+from farl_cli.agents.common import PolicyActor, compiled
 from farl_cli.buffers import Rollout, RolloutBuffer, compute_gae
 from farl_cli.config import FPPOConfig
 from farl_cli.distributions import IndependentCategorical
@@ -95,6 +95,7 @@ class FPPOAgent(PolicyActor):
             lr=cfg.learning_rate,
             eps=1e-5,
             fused=True,  # one kernel for every parameter: 2.6 times faster than the default
+            capturable=self.device.type == "cuda",  # its step replays inside a CUDA graph
         )
         self.buffer = RolloutBuffer(
             cfg.rollout_steps // num_envs,
@@ -106,7 +107,7 @@ class FPPOAgent(PolicyActor):
         )
         self.updates = 0
         # one minibatch's gradient step as one compiled function; the same code as eager
-        self._minibatch = torch.compile(self._minibatch) if compile else self._minibatch
+        self._minibatch = compiled(self._minibatch, self.device) if compile else self._minibatch
 
     # ------------------------------------------------------------------ acting
 

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from farl_cli.agents.common import PolicyActor
+from farl_cli.agents.common import PolicyActor, compiled
 from farl_cli.buffers import ReplayBuffer
 from farl_cli.config import FSACConfig
 from farl_cli.distributions import FactoredDistribution
@@ -176,11 +176,19 @@ class FSACAgent(PolicyActor):
         self.target_entropy = cfg.entropy_target_beta * sizes.log()  # beta log n_i (eq. 13)
         self.target_entropy_global = float(self.target_entropy.sum())  # beta sum log n_i
         lr = cfg.learning_rate
-        self.policy_optimizer = torch.optim.Adam(self.policy.parameters(), lr=lr, fused=True)
-        self.critic_optimizer = torch.optim.Adam(
-            [*self.sub_q.parameters(), *self.up_q.parameters()], lr=lr, fused=True
+        capturable = device.type == "cuda"  # their steps replay inside a CUDA graph
+        self.policy_optimizer = torch.optim.Adam(
+            self.policy.parameters(), lr=lr, fused=True, capturable=capturable
         )
-        self.alpha_optimizer = torch.optim.Adam([self.log_alpha, self.log_alpha_global], lr=lr)
+        self.critic_optimizer = torch.optim.Adam(
+            [*self.sub_q.parameters(), *self.up_q.parameters()],
+            lr=lr,
+            fused=True,
+            capturable=capturable,
+        )
+        self.alpha_optimizer = torch.optim.Adam(
+            [self.log_alpha, self.log_alpha_global], lr=lr, capturable=capturable
+        )
         self.buffer = ReplayBuffer(cfg.buffer_size, obs_dim, space.sizes, seed, device)
         self.rng = np.random.default_rng(seed + 1)  # uniform actions before learning starts
         self.sizes = np.array(space.sizes)
@@ -188,7 +196,7 @@ class FSACAgent(PolicyActor):
         self.updates = 0
         # the whole gradient step (losses, backward passes, optimizer steps, target copies)
         # as one compiled function; the same code as the eager path
-        self._learn = torch.compile(self._learn) if compile else self._learn
+        self._learn = compiled(self._learn, device) if compile else self._learn
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (obs, actions) of explore
         self.metric_names: tuple[str, ...] = (
             "q_loss", "policy_loss", "alpha", "entropy",
