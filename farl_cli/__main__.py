@@ -24,6 +24,13 @@ def run() -> None:
     except KeyboardInterrupt:  # before a command's own handling began
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except Exception as exc:  # an import that the interrupt broke
+        from farl_cli.errors import interrupted
+
+        if not interrupted(exc):
+            raise
+        print("interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from farl_cli import __version__
-from farl_cli.errors import FarlError
+from farl_cli.errors import FarlError, interrupted
 
 app = typer.Typer(
     name="farl",
@@ -54,6 +54,13 @@ def user_errors(fn: F) -> F:
                 )
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
+            err_console.print("interrupted", highlight=False)
+            raise typer.Exit(130) from None
+        except Exception as exc:
+            # Ctrl-C or SIGTERM while a C extension was importing (MuJoCo, at start-up)
+            # reaches us as that import's error, caused by the KeyboardInterrupt
+            if not interrupted(exc):
+                raise
             err_console.print("interrupted", highlight=False)
             raise typer.Exit(130) from None
 

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import typer
 from helpers import group_members, start_farl, wait_for_first_row
 from typer.testing import CliRunner
 
@@ -523,3 +524,21 @@ def test_asking_for_cuda_without_one_is_one_line_before_anything_is_written(
         assert result.exit_code == 2 and "no CUDA device" in result.output, result.output
     result = runner.invoke(app, ["train", "--preset", "platform-fppo", "--device", "tpu"])
     assert result.exit_code == 2 and "train.device" in result.output, result.output
+
+
+def test_an_import_broken_by_an_interrupt_counts_as_the_interrupt() -> None:
+    from farl_cli.cli import user_errors
+    from farl_cli.errors import interrupted
+
+    def import_interrupted() -> None:
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("initialization failed") from exc
+
+    assert interrupted(ImportError("x").with_traceback(None)) is False
+    with pytest.raises(typer.Exit) as stopped:
+        user_errors(import_interrupted)()
+    assert stopped.value.exit_code == 130
+    with pytest.raises(ValueError):
+        user_errors(lambda: int("x"))()
