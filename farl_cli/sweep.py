@@ -333,6 +333,12 @@ def run_sweep(
     """Run every trial not yet done; Ctrl-C stops the running ones at a checkpoint."""
     if not cpus_per_trial > 0:
         raise SweepError(f"--cpus-per-trial {cpus_per_trial}: give a number of CPUs above 0")
+    local = num_cpus or os.cpu_count() or 1
+    if address is None and cpus_per_trial > local:  # no trial could ever start
+        raise SweepError(
+            f"--cpus-per-trial {cpus_per_trial} is more than the {local} CPU(s) Ray may use "
+            "on this machine"
+        )
     status = SweepStatus(total=len(sweep.trials))
     todo = []
     for trial in sweep.trials:

@@ -94,6 +94,12 @@ def test_an_unknown_grid_key_names_the_key(tmp_path: Path) -> None:
     assert not (tmp_path / "platform-fppo").exists()
 
 
+def test_a_trial_larger_than_the_machine_is_refused(tmp_path: Path) -> None:
+    sweep = plan_sweep("platform-fppo", 1, [], TINY, root=tmp_path)
+    with pytest.raises(SweepError, match="more than the 1 CPU"):
+        run_sweep(sweep, cpus_per_trial=2, num_cpus=1)
+
+
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
