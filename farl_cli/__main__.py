@@ -1,34 +1,33 @@
 """``farl`` and ``python -m farl_cli``: signals are handled before anything heavy is imported.
 
-A SIGTERM or Ctrl-C during start-up (importing Typer, Rich, PyTorch) ends farl with one line
-and exit code 130, as it does later; a run installs its own handlers and saves a checkpoint.
+A SIGTERM or Ctrl-C while farl starts (importing Typer, Rich, PyTorch, MuJoCo) ends it at
+once with one line and exit code 130: an exception raised into the middle of an import can
+leave Python's import system broken (seen: a RecursionError, an exit by SIGINT), and nothing
+has been written yet. Commands that own work switch to a clean stop once their imports are
+done: a run saves a checkpoint, a sweep stops its trials (``errors.stop_cleanly``).
 """
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 
 
-def _terminated(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+def _leave_now(signum: int, frame: object) -> None:
+    os.write(2, b"interrupted\n")
+    os._exit(130)
 
 
 def run() -> None:
     """Entry point of the ``farl`` console script."""
-    signal.signal(signal.SIGTERM, _terminated)
+    signal.signal(signal.SIGTERM, _leave_now)
+    signal.signal(signal.SIGINT, _leave_now)
     try:
         from farl_cli.cli import main
 
         main()
-    except KeyboardInterrupt:  # before a command's own handling began
-        print("interrupted", file=sys.stderr)
-        raise SystemExit(130) from None
-    except Exception as exc:  # an import that the interrupt broke
-        from farl_cli.errors import interrupted
-
-        if not interrupted(exc):
-            raise
+    except KeyboardInterrupt:  # after a command switched to a clean stop
         print("interrupted", file=sys.stderr)
         raise SystemExit(130) from None
 

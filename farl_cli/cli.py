@@ -15,7 +15,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from farl_cli import __version__
-from farl_cli.errors import FarlError, interrupted
+from farl_cli.errors import FarlError, interrupted, stop_cleanly
 
 app = typer.Typer(
     name="farl",
@@ -350,6 +350,7 @@ def sweep_command(
     from farl_cli.progress import SweepDisplay
     from farl_cli.sweep import check_reachable, plan_sweep, run_sweep, write_summary
 
+    stop_cleanly()  # Ctrl-C from here on stops the trials at a checkpoint
     if address is not None:  # before anything is written
         check_reachable(address)
     sweep = plan_sweep(preset, seeds, list(grid or []), list(overrides or []), name)
@@ -445,6 +446,7 @@ def tune_command(
     """Search hyperparameters (Optuna's sampler, ASHA early stopping) on Ray."""
     from farl_cli.sweep import check_reachable, parse_space, run_tune
 
+    stop_cleanly()
     if address is not None:
         check_reachable(address)
     dims = parse_space(list(space or []), space_file)

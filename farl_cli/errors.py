@@ -1,5 +1,7 @@
 """The one exception type the CLI turns into a clear message and exit code 2; interrupts."""
 
+import contextlib
+
 
 class FarlError(Exception):
     """A user-facing error: bad input, a missing optional part, an unusable file."""
@@ -15,3 +17,16 @@ def interrupted(exc: BaseException) -> bool:
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return False
+
+
+def stop_cleanly() -> None:
+    """From now on SIGINT and SIGTERM raise KeyboardInterrupt, for a command that stops its
+    work cleanly (the ``farl`` script starts with both ending the process at once)."""
+    import signal
+
+    def interrupt(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread: leave the handlers alone
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, interrupt)
