@@ -321,6 +321,10 @@ AddressOpt = Annotated[
     str | None,
     typer.Option(help="A Ray cluster to join (HOST:PORT); default: Ray on this machine."),
 ]
+EverySetOpt = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="Override a preset key in every run (repeatable)."),
+]
 CpusOpt = Annotated[float, typer.Option(help="CPUs each run takes (also its torch threads).")]
 LocalCpusOpt = Annotated[
     int | None,
@@ -334,10 +338,7 @@ def sweep_command(
     preset: Annotated[str, typer.Option("--preset", "-p", help="Preset name or YAML file.")],
     seeds: Annotated[int, typer.Option(help="Seeds per configuration (0 to N-1).")] = 3,
     grid: GridOpt = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a preset key in every run (repeatable)."),
-    ] = None,
+    overrides: EverySetOpt = None,
     address: AddressOpt = None,
     cpus_per_trial: CpusOpt = 1.0,
     cpus: LocalCpusOpt = None,
@@ -431,10 +432,7 @@ def tune_command(
         Path | None, typer.Option(help="A YAML file of such ranges: {section.key: KIND:values}.")
     ] = None,
     trials: Annotated[int, typer.Option(help="Configurations to try.")] = 16,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a preset key in every trial (repeatable)."),
-    ] = None,
+    overrides: EverySetOpt = None,
     address: AddressOpt = None,
     cpus_per_trial: CpusOpt = 1.0,
     cpus: LocalCpusOpt = None,

@@ -182,7 +182,6 @@ class Sweep:
     name: str
     directory: Path
     base: Preset
-    grid: dict[str, list[str]]
     configs: list[tuple[str, tuple[str, ...]]]
     trials: list[Trial]
 
@@ -222,7 +221,7 @@ def plan_sweep(
         "sets": sets,
     }
     claim_sweep_dir(directory, spec)
-    return Sweep(name, directory, base, grid, configs, trials)
+    return Sweep(name, directory, base, configs, trials)
 
 
 def claim_sweep_dir(directory: Path, spec: dict[str, Any]) -> None:

@@ -51,7 +51,6 @@ def make_agent(
     preset: Preset, obs_dim: int, space: FactoredSpace, device: torch.device | None = None
 ) -> Agent:
     """The agent a preset asks for, on ``device`` (default: the CPU)."""
-    device = device or torch.device("cpu")
     if isinstance(preset.agent, FPPOConfig):
         from farl_cli.agents.fppo import FPPOAgent
 

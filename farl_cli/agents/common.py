@@ -64,8 +64,15 @@ class PolicyActor:
             getattr(self, name).load_state_dict(state[name])
 
     def _obs(self, obs: np.ndarray | Tensor) -> Tensor:
-        # observations cross to the device once, here
         return self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
+
+    def _seen(self, obs: np.ndarray) -> Tensor:
+        """Observations met while training: on the device (one copy), folded into the running
+        statistics when normalizing (in their own precision), then normalized."""
+        raw = torch.as_tensor(obs, device=self.device)
+        if self.normalizer.enabled:
+            self.normalizer.update(raw)
+        return self.normalizer(raw.float())
 
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:

@@ -114,9 +114,7 @@ class FPPOAgent(PolicyActor):
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
         """Sample actions for training and remember what the update will need."""
-        if self.cfg.normalize_observations:
-            self.normalizer.update(torch.as_tensor(obs, device=self.device))
-        x = self._obs(obs)
+        x = self._seen(obs)
         dist = self.policy(x)
         actions = dist.sample()
         conditionals = dist.conditionals(actions)  # free: cached from sampling

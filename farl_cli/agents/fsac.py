@@ -212,12 +212,11 @@ class FSACAgent(PolicyActor):
     @torch.no_grad()
     def explore(self, obs: np.ndarray) -> np.ndarray:
         """Uniform actions until ``learning_starts`` transitions are stored, then the policy's."""
-        if self.cfg.normalize_observations:
-            self.normalizer.update(torch.as_tensor(obs, device=self.device))
+        x = self._seen(obs)
         if self.buffer.size < self.cfg.learning_starts:
             actions = self.rng.integers(0, self.sizes, size=(len(obs), len(self.sizes)))
         else:
-            actions = self.act(obs)
+            actions = self.policy(x).sample().cpu().numpy()
         self._last = (np.array(obs, dtype=np.float32), actions)
         return actions
 
