@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import torch
 
-from farl_cli.config import FSACConfig, Preset, load_preset
+from farl_cli.config import FPPOConfig, FSACConfig, Preset, load_preset
 from farl_cli.curves import Curves, source_commit
 from farl_cli.curves import plot as curve_plot
+from farl_cli.networks import ACTIVATIONS
 from farl_cli.training import train
 
 RESULTS = Path(__file__).parent / "results"
@@ -93,12 +93,52 @@ def sb3_sac(preset: Preset, seed: int, **overrides: Any) -> Any:
         "learning_starts": cfg.learning_starts,
         "train_freq": cfg.update_every,
         "gradient_steps": cfg.gradient_steps,
-        "policy_kwargs": {"net_arch": cfg.hidden_sizes, "activation_fn": torch.nn.ReLU},
+        "policy_kwargs": {
+            "net_arch": cfg.hidden_sizes,
+            "activation_fn": ACTIVATIONS[cfg.activation],
+        },
         "seed": seed,
         "device": "cpu",
         "verbose": 0,
     }
     return SAC("MlpPolicy", make_env(preset.env.name), **{**kwargs, **overrides})
+
+
+def sb3_ppo(preset: Preset, seed: int, env_fn: Callable[[], Any], **overrides: Any) -> Any:
+    """Stable-Baselines3 PPO on ``train.num_envs`` copies of ``env_fn()`` with an FPPO preset's
+    network sizes, rollout and hyperparameters; observations (not rewards) normalized where
+    the preset normalizes them. farl's ``rollout_steps`` counts all environments' steps,
+    SB3's ``n_steps`` one environment's."""
+    from stable_baselines3 import PPO
+    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
+
+    cfg = preset.agent
+    assert isinstance(cfg, FPPOConfig), f"{preset.name} is not an FPPO preset"
+    n = preset.env.num_envs
+    venv: Any = DummyVecEnv([env_fn] * n)
+    if cfg.normalize_observations:
+        venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
+    kwargs: dict[str, Any] = {
+        "learning_rate": cfg.learning_rate,
+        "n_steps": cfg.rollout_steps // n,
+        "batch_size": cfg.minibatch_size,
+        "n_epochs": cfg.epochs,
+        "gamma": cfg.gamma,
+        "gae_lambda": cfg.gae_lambda,
+        "clip_range": cfg.clip_epsilon,
+        "ent_coef": cfg.entropy_coef,
+        "vf_coef": cfg.value_coef,
+        "max_grad_norm": cfg.max_grad_norm,
+        "normalize_advantage": cfg.normalize_advantages,
+        "policy_kwargs": {
+            "net_arch": {"pi": cfg.hidden_sizes, "vf": cfg.hidden_sizes},
+            "activation_fn": ACTIVATIONS[cfg.activation],
+        },
+        "seed": seed,
+        "device": "cpu",
+        "verbose": 0,
+    }
+    return PPO("MlpPolicy", venv, **{**kwargs, **overrides})
 
 
 def stop_on_signals() -> None:
@@ -115,14 +155,19 @@ def stop_on_signals() -> None:
 
 def on_ray(fn: Callable[[T], R], jobs: list[T], cpus: int) -> list[R]:
     """``fn`` over ``jobs`` as Ray tasks of one CPU each, at most ``cpus`` at once."""
-    from farl_cli.sweep import ray_session
+    from farl_cli.sweep import ray_session, stop_trials
 
     here = str(Path(__file__).resolve().parent)  # the tasks import this module too
     path = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH", "")) if p)
     with ray_session(None, num_cpus=cpus) as ray:
         env = {"env_vars": {"PYTHONPATH": path}}
         task = ray.remote(num_cpus=1, max_retries=0, runtime_env=env)(fn)
-        return ray.get([task.remote(job) for job in jobs])
+        refs = [task.remote(job) for job in jobs]
+        try:
+            return ray.get(refs)
+        except KeyboardInterrupt:
+            stop_trials(ray, refs)  # a SIGINT each: tasks that keep state save it
+            raise
 
 
 def write_curves(path: Path, curves: list[tuple[int, list[tuple[int, float]]]]) -> None:
@@ -133,6 +178,20 @@ def write_curves(path: Path, curves: list[tuple[int, list[tuple[int, float]]]]) 
         writer.writerow(["step", "seed", "eval_return"])
         for seed, curve in curves:
             writer.writerows((step, seed, f"{value:.6f}") for step, value in curve)
+
+
+def write_runs(
+    label: str, runs: list[tuple[int, int, float]], out: Path, stamp: dict[str, str]
+) -> Path:
+    """Save ``<label>-runs.csv``: each seed's environment steps and wall seconds."""
+    path = out / f"{label}-runs.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["seed", "steps", "wall_s", *stamp])
+        writer.writerows(
+            [seed, steps, f"{wall:.0f}", *stamp.values()] for seed, steps, wall in runs
+        )
+    return path
 
 
 def run_stamp(script: str) -> dict[str, str]:

@@ -6,8 +6,9 @@ Each seed is a full farl run (deterministic evaluation every ``train.eval_every`
 benchmark (Ctrl-C or SIGTERM): finished seeds are kept, interrupted ones resume from their
 newest checkpoint.
 Writes ``<out>/<label>.csv`` (every seed's evaluations), ``<out>/<label>-summary.csv`` (per
-step: mean, interquartile mean with a 95% bootstrap interval, fraction of seeds solved) and
-``<out>/<label>.png``; every row records the commit and the command that made it.
+step: mean, interquartile mean with a 95% bootstrap interval, fraction of seeds solved),
+``<out>/<label>.png`` and ``<out>/<label>-runs.csv`` (steps and wall time per seed);
+every row records the commit and the command that made it.
 
     pip install -e ".[bench,ray]"
     python benchmarks/learning.py --preset platform-fppo --seeds 10 --target 0.99
@@ -18,7 +19,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common import RESULTS, report_curves, run_stamp, stop_on_signals
+import numpy as np
+from common import RESULTS, report_curves, run_stamp, stop_on_signals, write_runs
 
 from farl_cli.curves import Curves
 from farl_cli.sweep import plan_sweep, run_sweep
@@ -57,6 +59,12 @@ def main() -> None:
         raise SystemExit(f"seed {trial.seed} failed ({trial.run_dir}): {why}")
     runs = [(t.seed, t.run_dir / "metrics.csv") for t in sweep.trials]
     report_curves(label, Curves.from_runs(runs), args.out, stamp, args.target)
+    walls = Curves.from_runs(runs, "wall_time")  # cumulative over resumed sittings
+    ends = []
+    for seed, row in zip(walls.seeds, walls.returns, strict=True):
+        last = int(np.flatnonzero(np.isfinite(row))[-1])
+        ends.append((seed, walls.steps[last], float(row[last])))
+    write_runs(label, ends, args.out, stamp)
 
 
 if __name__ == "__main__":

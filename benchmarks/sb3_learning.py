@@ -1,91 +1,254 @@
-"""The peer's learning curve: Stable-Baselines3 SAC with continuous actions on a farl preset.
+"""The peer's learning curves: Stable-Baselines3 PPO or SAC, continuous actions, on a preset.
 
-Takes the environment, network sizes and SAC hyperparameters from an FSAC preset (for
-example ``hopper-fsac``) and trains SB3 SAC on the continuous environment, evaluating its
-deterministic policy on the preset's schedule (``train.eval_every``, ``train.eval_episodes``).
-Writes ``<out>/<label>.csv`` in the format of ``learning.py`` (step, seed, eval_return), so
-that ``farl plot`` can draw both on one figure.
+An FPPO preset (``hopper-fppo``) gives SB3 PPO with a Gaussian policy; an FSAC preset
+(``hopper-fsac``) gives SB3 SAC. Both run on the same continuous environment that farl
+discretizes, with the preset's network sizes and the hyperparameters that correspond (see
+``sb3_ppo`` and ``sb3_sac`` in ``common.py``), and evaluate their deterministic policy on the
+preset's schedule (``train.eval_every``, ``train.eval_episodes``).
+
+Each seed is a Ray task that keeps its state in ``<out>/runs/<label>/seed<k>/``: weights,
+optimizers, step count, the replay buffer (SAC) or the observation statistics (PPO), its
+evaluations and its wall time, saved every ``train.checkpoint_every`` steps and when stopped
+(Ctrl-C or SIGTERM). The same command continues an interrupted benchmark; a resumed seed
+starts a fresh episode and, for PPO, a fresh rollout, and is still one run. Nothing is
+unpickled: tensors load with ``weights_only`` and arrays without pickle.
+
+Writes ``<label>.csv`` (every seed's evaluations), ``<label>-summary.csv``, ``<label>.png``
+(as ``learning.py`` does) and ``<label>-runs.csv`` (steps and wall time per seed), each row
+with the commit and the command.
 
     pip install -e ".[bench,ray]"
-    python benchmarks/sb3_learning.py --preset hopper-fsac --steps 200000 \\
-        --set train.eval_every=10000
+    python benchmarks/sb3_learning.py --preset hopper-fppo --seeds 3
+    python benchmarks/sb3_learning.py --preset hopper-fsac --seeds 3 --steps 300000
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import shutil
+import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from common import RESULTS, on_ray, sb3_sac, shown, write_curves
+import numpy as np
+from common import (
+    RESULTS,
+    on_ray,
+    report_curves,
+    run_stamp,
+    sb3_ppo,
+    sb3_sac,
+    stop_on_signals,
+    write_runs,
+)
+
+from farl_cli.config import FPPOConfig, load_preset
+from farl_cli.curves import Curves
+
+BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
 
-def run_seed(args: tuple[str, list[str], int, int]) -> tuple[int, list[tuple[int, float]], float]:
-    """Train SB3 SAC for one seed; return its (step, eval return) pairs and wall time."""
-    import numpy as np
+@dataclass(frozen=True)
+class SeedJob:
+    """One seed of the peer: which preset, overrides, steps, and where its state lives."""
+
+    preset: str
+    overrides: tuple[str, ...]
+    seed: int
+    steps: int
+    directory: str
+
+
+def optimizers(model: Any) -> dict[str, Any]:
+    """The model's optimizers by name: PPO's one, SAC's actor, critic and temperature."""
+    named = {
+        "policy": getattr(model.policy, "optimizer", None),
+        "actor": getattr(getattr(model, "actor", None), "optimizer", None),
+        "critic": getattr(getattr(model, "critic", None), "optimizer", None),
+        "ent_coef": getattr(model, "ent_coef_optimizer", None),
+    }
+    return {name: opt for name, opt in named.items() if opt is not None}
+
+
+def save_state(directory: Path, model: Any, progress: dict[str, Any]) -> None:
+    """Write the seed's state to ``state.new`` and swap it in, so a crash keeps the old one."""
     import torch
-    from stable_baselines3 import SAC
-    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import VecNormalize
 
-    from farl_cli.config import FSACConfig, load_preset
+    new, current, old = directory / "state.new", directory / "state", directory / "state.old"
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir(parents=True)
+    tensors: dict[str, Any] = {
+        "policy": model.policy.state_dict(),
+        "optimizers": {name: opt.state_dict() for name, opt in optimizers(model).items()},
+        "num_timesteps": model.num_timesteps,
+        "n_updates": model._n_updates,
+    }
+    if getattr(model, "log_ent_coef", None) is not None:
+        tensors["log_ent_coef"] = model.log_ent_coef.detach().clone()
+    torch.save(tensors, new / "model.pt")
+    buffer = getattr(model, "replay_buffer", None)
+    if buffer is not None:
+        for name in BUFFER_ARRAYS:
+            if getattr(buffer, name, None) is not None:
+                np.save(new / f"{name}.npy", getattr(buffer, name))
+        progress = {**progress, "buffer_pos": buffer.pos, "buffer_full": buffer.full}
+    env = model.get_env()
+    if isinstance(env, VecNormalize):
+        rms = env.obs_rms
+        np.savez(new / "obs_rms.npz", mean=rms.mean, var=rms.var, count=rms.count)
+    (new / "progress.json").write_text(json.dumps(progress))
+    if current.exists():
+        current.rename(old)
+    new.rename(current)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_state(directory: Path, model: Any) -> dict[str, Any] | None:
+    """Restore a saved seed into a freshly built ``model``; its progress, or None if new."""
+    import torch
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    state = directory / "state"
+    if not state.exists():
+        state = directory / "state.old"  # a crash between the two renames of save_state
+        if not state.exists():
+            return None
+    tensors = torch.load(state / "model.pt", weights_only=True)
+    model.policy.load_state_dict(tensors["policy"])
+    for name, opt in optimizers(model).items():
+        opt.load_state_dict(tensors["optimizers"][name])
+    if "log_ent_coef" in tensors:
+        with torch.no_grad():
+            model.log_ent_coef.copy_(tensors["log_ent_coef"])
+    model.num_timesteps, model._n_updates = tensors["num_timesteps"], tensors["n_updates"]
+    progress = json.loads((state / "progress.json").read_text())
+    buffer = getattr(model, "replay_buffer", None)
+    if buffer is not None:
+        for name in BUFFER_ARRAYS:
+            if (state / f"{name}.npy").exists():
+                getattr(buffer, name)[...] = np.load(state / f"{name}.npy", allow_pickle=False)
+        buffer.pos, buffer.full = progress["buffer_pos"], progress["buffer_full"]
+    env = model.get_env()
+    if isinstance(env, VecNormalize):
+        saved = np.load(state / "obs_rms.npz", allow_pickle=False)
+        env.obs_rms.mean, env.obs_rms.var = saved["mean"], saved["var"]
+        env.obs_rms.count = float(saved["count"])
+    return progress
+
+
+def run_seed(job: SeedJob) -> dict[str, Any]:
+    """Train (or continue) one seed; its curve, steps and wall time, and whether it finished."""
+    import torch
+    from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.vec_env import VecNormalize
+
     from farl_cli.envs import make_env
 
     torch.set_num_threads(1)
-    preset_name, overrides, seed, steps = args
-    preset = load_preset(preset_name, [*overrides, f"train.seed={seed}"])
-    cfg, train_cfg = preset.agent, preset.train
-    assert isinstance(cfg, FSACConfig), f"{preset_name} is not an FSAC preset"
-    eval_env = make_env(preset.env.name)
-    curve: list[tuple[int, float]] = []
+    stop = {"asked": False}  # a signal stops at the next environment step, at a clean state
 
-    def evaluate(model: SAC) -> float:
+    def ask_stop(_signum: int, _frame: object) -> None:
+        stop["asked"] = True
+
+    signal.signal(signal.SIGINT, ask_stop)
+    signal.signal(signal.SIGTERM, ask_stop)
+    preset = load_preset(job.preset, [*job.overrides, f"train.seed={job.seed}"])
+    train_cfg = preset.train
+    if isinstance(preset.agent, FPPOConfig):
+        model = sb3_ppo(preset, job.seed, lambda: make_env(preset.env.name))
+    else:
+        model = sb3_sac(preset, job.seed, buffer_size=min(preset.agent.buffer_size, job.steps))
+    directory = Path(job.directory)
+    progress = load_state(directory, model) or {"curve": [], "wall": 0.0}
+    curve: list[list[float]] = progress["curve"]
+    eval_env = make_env(preset.env.name)
+    venv = model.get_env()
+
+    def evaluate() -> float:
         returns = []
         for episode in range(train_cfg.eval_episodes):
-            obs, _ = eval_env.reset(seed=10_000 * (seed + 1) + episode)
+            obs, _ = eval_env.reset(seed=10_000 * (job.seed + 1) + episode)
             done, total = False, 0.0
             while not done:
-                action, _ = model.predict(obs, deterministic=True)
+                seen = venv.normalize_obs(obs) if isinstance(venv, VecNormalize) else obs
+                action, _ = model.predict(seen, deterministic=True)
                 obs, reward, terminated, truncated, _ = eval_env.step(action)
                 total += float(reward)
                 done = terminated or truncated
             returns.append(total)
         return float(np.mean(returns))
 
-    class Evaluate(BaseCallback):
-        def _on_step(self) -> bool:
-            if self.num_timesteps % train_cfg.eval_every == 0:
-                curve.append((self.num_timesteps, evaluate(self.model)))
-            return True
-
     started = time.perf_counter()
-    model = sb3_sac(preset, seed, buffer_size=min(cfg.buffer_size, steps))
-    model.learn(total_timesteps=steps, callback=Evaluate())
-    return seed, curve, time.perf_counter() - started
+
+    def snapshot() -> None:
+        wall = progress["wall"] + time.perf_counter() - started
+        save_state(directory, model, {**progress, "curve": curve, "wall": wall})
+
+    class Track(BaseCallback):
+        def _on_step(self) -> bool:
+            step = self.num_timesteps
+            if step % train_cfg.eval_every < model.n_envs:
+                curve.append([step, evaluate()])
+            if step % train_cfg.checkpoint_every < model.n_envs:
+                snapshot()
+            return not stop["asked"]
+
+    resumed = model.num_timesteps > 0
+    if model.num_timesteps < job.steps and not stop["asked"]:
+        model.learn(
+            total_timesteps=job.steps - model.num_timesteps,
+            callback=Track(),
+            reset_num_timesteps=not resumed,
+        )
+    snapshot()
+    finished = model.num_timesteps >= job.steps
+    wall = progress["wall"] + time.perf_counter() - started
+    return {"seed": job.seed, "curve": curve, "steps": model.num_timesteps, "wall": wall,
+            "finished": finished}  # fmt: skip
 
 
 def main() -> None:
-    """Run the seeds and save the CSV."""
+    """Run or continue the seeds, save the CSVs and the PNG, print the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--preset", required=True, help="an FSAC preset")
-    parser.add_argument("--steps", type=int, required=True)
+    parser.add_argument("--preset", required=True, help="an FPPO or FSAC preset")
+    parser.add_argument("--steps", type=int, default=None, help="default: train.total_steps")
     parser.add_argument("--seeds", type=int, default=1)
     parser.add_argument("--first-seed", type=int, default=0)
     parser.add_argument("--set", dest="overrides", action="append", default=[])
-    parser.add_argument("--jobs", type=int, default=2)
-    parser.add_argument("--label", default=None, help="file name stem (default: sb3-sac-<env>)")
+    parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once (CPUs)")
+    parser.add_argument("--label", default=None, help="file name stem (default: sb3-<algo>-<env>)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    label = args.label or f"sb3-sac-{args.preset.removesuffix('-fsac')}"
+    stop_on_signals()
+    stamp = run_stamp("benchmarks/sb3_learning.py")
+    preset = load_preset(args.preset, args.overrides)
+    steps = args.steps or preset.train.total_steps
+    algo = "ppo" if isinstance(preset.agent, FPPOConfig) else "sac"
+    label = args.label or f"sb3-{algo}-{preset.env.name}"
+    runs = args.out / "runs" / label
     seeds = range(args.first_seed, args.first_seed + args.seeds)
-    jobs = [(args.preset, args.overrides, s, args.steps) for s in seeds]
-    results = sorted(on_ray(run_seed, jobs, args.jobs))
-    csv_path = args.out / f"{label}.csv"
-    write_curves(csv_path, [(seed, curve) for seed, curve, _ in results])
-    for seed, curve, wall in results:
-        best = max((v for _, v in curve), default=float("nan"))
-        print(f"  seed {seed}: final {curve[-1][1]:.1f}, best {best:.1f}, {wall:.0f} s")
-    print(f"saved {shown(csv_path)}")
+    jobs = [
+        SeedJob(args.preset, tuple(args.overrides), s, steps, str(runs / f"seed{s}")) for s in seeds
+    ]
+    try:
+        results = sorted(on_ray(run_seed, jobs, args.jobs), key=lambda r: r["seed"])
+    except KeyboardInterrupt:
+        raise SystemExit("interrupted; the same command continues from the saved state") from None
+    unfinished = [r["seed"] for r in results if not r["finished"]]
+    if unfinished:
+        raise SystemExit(f"seeds {unfinished} stopped early; the same command continues them")
+    curves = [(r["seed"], {int(s): v for s, v in r["curve"]}) for r in results]
+    all_steps = sorted({s for _, curve in curves for s in curve})
+    table = np.array([[curve.get(s, np.nan) for s in all_steps] for _, curve in curves])
+    seeds_done = [seed for seed, _ in curves]
+    report_curves(label, Curves(seeds_done, all_steps, table, np.full_like(table, np.nan)),
+                  args.out, stamp)  # fmt: skip
+    write_runs(label, [(r["seed"], r["steps"], r["wall"]) for r in results], args.out, stamp)
 
 
 if __name__ == "__main__":

@@ -25,52 +25,23 @@ import time
 
 import torch
 from common import RESULTS as RESULTS_DIR
-from common import append_row, farl_run, run_stamp, sb3_sac, shown
+from common import append_row, farl_run, run_stamp, sb3_ppo, sb3_sac, shown
 
-from farl_cli.config import FPPOConfig, load_preset
+from farl_cli.config import load_preset
 from farl_cli.envs import make_factored_env
 
 RESULTS = RESULTS_DIR / "throughput.csv"
 ARITHMETIC = RESULTS_DIR / "fsac_arithmetic.csv"
 
 
-def sb3_ppo(steps: int, seed: int) -> float:
-    """Environment steps per second of SB3 PPO with the same settings."""
-    from stable_baselines3 import PPO
-    from stable_baselines3.common.vec_env import DummyVecEnv, VecNormalize
-
+def sb3_ppo_speed(steps: int, seed: int) -> float:
+    """Environment steps per second of SB3 PPO with the same settings, set-up included."""
     preset = load_preset("halfcheetah-fppo")
-    cfg = preset.agent
-    assert isinstance(cfg, FPPOConfig)
-    n = preset.env.num_envs
     started = time.perf_counter()  # like farl's figure, set-up included
-    venv = DummyVecEnv([lambda: make_factored_env(preset.env)] * n)
-    if cfg.normalize_observations:
-        venv = VecNormalize(venv, norm_obs=True, norm_reward=False)
-    model = PPO(
-        "MlpPolicy",
-        venv,
-        learning_rate=cfg.learning_rate,
-        n_steps=cfg.rollout_steps // n,
-        batch_size=cfg.minibatch_size,
-        n_epochs=cfg.epochs,
-        gamma=cfg.gamma,
-        gae_lambda=cfg.gae_lambda,
-        clip_range=cfg.clip_epsilon,
-        ent_coef=cfg.entropy_coef,
-        vf_coef=cfg.value_coef,
-        max_grad_norm=cfg.max_grad_norm,
-        policy_kwargs={
-            "net_arch": {"pi": cfg.hidden_sizes, "vf": cfg.hidden_sizes},
-            "activation_fn": torch.nn.ReLU,
-        },
-        seed=seed,
-        device="cpu",
-        verbose=0,
-    )
+    model = sb3_ppo(preset, seed, lambda: make_factored_env(preset.env))
     model.learn(total_timesteps=steps)
     elapsed = time.perf_counter() - started
-    venv.close()
+    model.get_env().close()
     return model.num_timesteps / elapsed
 
 
@@ -144,7 +115,7 @@ def main() -> None:
 
     ours = farl_run("halfcheetah-fppo", args.steps, args.seed, args.overrides)
     print(f"farl FPPO (independent, 11 bins): {ours:8.0f} env steps/s")
-    theirs = sb3_ppo(args.steps, args.seed)
+    theirs = sb3_ppo_speed(args.steps, args.seed)
     print(f"SB3 PPO   (MultiDiscrete, 11 bins): {theirs:8.0f} env steps/s")
     print(f"ratio farl / SB3: {ours / theirs:.2f}x over {args.steps:,} steps each")
 

@@ -197,7 +197,8 @@ def _seed_of(run_dir: Path, fallback: int) -> int:
 
 
 def source_commit(root: Path | None = None) -> str:
-    """The checkout's commit, ``+dirty`` when tracked code differs from it, else "unknown".
+    """The checkout's commit, ``+dirty`` when a tracked file anywhere in it (the package,
+    the benchmark scripts, the presets) differs from it, else "unknown" outside a checkout.
 
     Results under ``benchmarks/results`` do not make the tree dirty: they are what a
     benchmark is writing.
@@ -208,8 +209,8 @@ def source_commit(root: Path | None = None) -> str:
             ["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True
         ).stdout.strip()
         status = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
-             ":(exclude)benchmarks/results"],
+            ["git", "status", "--porcelain", "--untracked-files=no", "--", ":(top)",
+             ":(top,exclude)benchmarks/results"],
             cwd=cwd, capture_output=True, text=True, check=True,
         ).stdout.strip()  # fmt: skip
     except (OSError, subprocess.CalledProcessError):

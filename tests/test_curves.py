@@ -11,7 +11,15 @@ import pytest
 from typer.testing import CliRunner
 
 from farl_cli.cli import app
-from farl_cli.curves import Curves, bootstrap_ci, find_runs, iqm, load_source, trimmed_mean
+from farl_cli.curves import (
+    Curves,
+    bootstrap_ci,
+    find_runs,
+    iqm,
+    load_source,
+    source_commit,
+    trimmed_mean,
+)
 from farl_cli.errors import FarlError
 
 runner = CliRunner()
@@ -100,3 +108,30 @@ def test_a_learning_csv_is_a_source_too(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(FarlError, match="not a learning CSV"):
         load_source(tmp_path / "bad.csv")
+
+
+def test_source_commit_is_dirty_for_any_tracked_change_but_results(tmp_path: Path) -> None:
+    import subprocess
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "user.name=t", "-c", "user.email=t@t", *args],
+            cwd=tmp_path, capture_output=True, text=True, check=True,
+        ).stdout.strip()  # fmt: skip
+
+    files = ["farl_cli/a.py", "benchmarks/b.py", "presets/c.yaml", "benchmarks/results/d.csv"]
+    for name in files:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("0\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-qm", "start")
+    head = git("rev-parse", "HEAD")
+    inside = tmp_path / "farl_cli"  # the package asks from its own directory
+    assert source_commit(inside) == head
+    (tmp_path / "benchmarks/results/d.csv").write_text("1\n")  # a benchmark's output
+    assert source_commit(inside) == head
+    for name in files[:3]:
+        (tmp_path / name).write_text("1\n")
+        assert source_commit(inside) == f"{head}+dirty", name
+        git("checkout", "--", name)

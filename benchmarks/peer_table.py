@@ -1,0 +1,117 @@
+"""farl against its peer, side by side: one PNG per pair and one table of final returns.
+
+Reads what ``learning.py`` (farl) and ``sb3_learning.py`` (the SB3 peer) saved in the results
+folder: ``<label>.csv`` (every seed's evaluations) and ``<label>-runs.csv`` (wall time per
+seed). For each ``--pair FARL:PEER`` it compares both at the last step every seed of both
+reached: mean and standard deviation over seeds, every seed's value, the ratio of the means,
+wall time per run. Saves ``<farl>-vs-<peer>.png`` for each pair and ``<name>.csv`` with a row
+per pair (with the commits of both sources and this command); prints a Markdown table.
+
+    python benchmarks/peer_table.py --name mujoco-fppo \\
+        --pair hopper-fppo:sb3-ppo-hopper --pair walker2d-fppo:sb3-ppo-walker2d
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from common import RESULTS, run_stamp, shown
+
+from farl_cli.curves import Curves, read_seed_csv
+from farl_cli.curves import plot as curve_plot
+
+
+def common_step(a: Curves, b: Curves) -> int:
+    """The last step at which every seed of both has an evaluation."""
+
+    def complete(c: Curves) -> set[int]:
+        return {s for j, s in enumerate(c.steps) if np.isfinite(c.returns[:, j]).all()}
+
+    steps = complete(a) & complete(b)
+    if not steps:
+        raise SystemExit("the two sources share no step at which every seed was evaluated")
+    return max(steps)
+
+
+def at_step(c: Curves, step: int) -> np.ndarray:
+    """Every seed's evaluation at ``step``."""
+    return c.returns[:, c.steps.index(step)]
+
+
+def source_info(out: Path, label: str) -> tuple[float, str]:
+    """Mean wall seconds per seed and the commit that made ``label``'s results."""
+    walls, commits = [], set()
+    with (out / f"{label}-runs.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            walls.append(float(row["wall_s"]))
+            commits.add(row["commit"])
+    return float(np.mean(walls)), " ".join(sorted(commits))
+
+
+def compare(out: Path, ours: str, theirs: str) -> dict[str, Any]:
+    """One row of the table, and the overlaid PNG."""
+    a, b = read_seed_csv(out / f"{ours}.csv"), read_seed_csv(out / f"{theirs}.csv")
+    step = common_step(a, b)
+    x, y = at_step(a, step), at_step(b, step)
+    png = out / f"{ours}-vs-{theirs}.png"
+    curve_plot([(f"farl {ours}", a), (f"SB3 {theirs}", b)], png, f"{ours} vs {theirs}")
+    (wall_a, commit_a), (wall_b, commit_b) = source_info(out, ours), source_info(out, theirs)
+    return {
+        "farl": ours,
+        "peer": theirs,
+        "step": step,
+        "farl_seeds": len(x),
+        "farl_mean": round(float(x.mean()), 1),
+        "farl_std": round(float(x.std()), 1),
+        "farl_each": " ".join(f"{v:.0f}" for v in x),
+        "peer_seeds": len(y),
+        "peer_mean": round(float(y.mean()), 1),
+        "peer_std": round(float(y.std()), 1),
+        "peer_each": " ".join(f"{v:.0f}" for v in y),
+        "ratio": round(float(x.mean() / y.mean()), 2),
+        "farl_wall_s": round(wall_a),
+        "peer_wall_s": round(wall_b),
+        "farl_commit": commit_a,
+        "peer_commit": commit_b,
+        "png": png.name,
+    }
+
+
+def main() -> None:
+    """Compare every pair, save the PNGs and the table, print it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pair", action="append", required=True, help="FARL_LABEL:PEER_LABEL")
+    parser.add_argument("--name", required=True, help="the table's file name stem")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    stamp = run_stamp("benchmarks/peer_table.py")
+    rows = []
+    for pair in args.pair:
+        ours, sep, theirs = pair.partition(":")
+        if not sep:
+            raise SystemExit(f"--pair {pair!r}: expected FARL_LABEL:PEER_LABEL")
+        rows.append(compare(args.out, ours, theirs))
+    path = args.out / f"{args.name}.csv"
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=[*rows[0], "command"])
+        writer.writeheader()
+        writer.writerows({**row, "command": stamp["command"]} for row in rows)
+    print("| farl | peer | steps | farl mean ± std (seeds) | peer mean ± std (seeds) | ratio "
+          "| wall per run farl / peer |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|")
+    for r in rows:
+        print(
+            f"| {r['farl']} | {r['peer']} | {r['step']:,} "
+            f"| {r['farl_mean']:.0f} ± {r['farl_std']:.0f} ({r['farl_each']}) "
+            f"| {r['peer_mean']:.0f} ± {r['peer_std']:.0f} ({r['peer_each']}) "
+            f"| {r['ratio']:.2f} | {r['farl_wall_s'] / 60:.0f} / {r['peer_wall_s'] / 60:.0f} min |"
+        )
+    print(f"saved {shown(path)} and {len(rows)} PNG(s)")
+
+
+if __name__ == "__main__":
+    main()
