@@ -4,7 +4,9 @@ Each seed is a full farl run (deterministic evaluation every ``train.eval_every`
 ``train.eval_episodes`` episodes); the seeds are a ``farl sweep`` on Ray in
 ``<out>/runs/<label>/``, so running the same command again continues an interrupted
 benchmark (Ctrl-C or SIGTERM): finished seeds are kept, interrupted ones resume from their
-newest checkpoint.
+newest checkpoint. Checkpoints keep the replay buffer (``train.save_buffer``), so a resumed
+seed learns exactly as an uninterrupted one would; without it, a resumed FSAC seed would
+refill an empty buffer with uniform actions and learn from a different past.
 Writes ``<out>/<label>.csv`` (every seed's evaluations), ``<out>/<label>-summary.csv`` (per
 step: mean, interquartile mean with a 95% bootstrap interval, fraction of seeds solved),
 ``<out>/<label>.png`` and ``<out>/<label>-runs.csv`` (steps and wall time per seed);
@@ -48,9 +50,8 @@ def main() -> None:
     stop_on_signals()
     stamp = run_stamp("benchmarks/learning.py")
     label = args.label or args.preset
-    sweep = plan_sweep(
-        args.preset, args.seeds, [], args.overrides, label, args.out / "runs", args.first_seed
-    )
+    sets = [*args.overrides, "train.save_buffer=true"]  # no effect on agents without one
+    sweep = plan_sweep(args.preset, args.seeds, [], sets, label, args.out / "runs", args.first_seed)
     try:
         status = run_sweep(sweep, num_cpus=args.jobs)
     except KeyboardInterrupt:
