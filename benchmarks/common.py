@@ -170,16 +170,6 @@ def on_ray(fn: Callable[[T], R], jobs: list[T], cpus: int) -> list[R]:
             raise
 
 
-def write_curves(path: Path, curves: list[tuple[int, list[tuple[int, float]]]]) -> None:
-    """Save (seed, [(step, eval return), ...]) curves as a CSV: step, seed, eval_return."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["step", "seed", "eval_return"])
-        for seed, curve in curves:
-            writer.writerows((step, seed, f"{value:.6f}") for step, value in curve)
-
-
 def write_runs(
     label: str, runs: list[tuple[int, int, float]], out: Path, stamp: dict[str, str]
 ) -> Path:
