@@ -20,6 +20,7 @@ from farl_cli.agents.fsac import (
     sub_q_targets,
     temperature_losses,
     top_entropy_term,
+    twin_outputs,
     up_q_target,
 )
 from farl_cli.config import FSACConfig
@@ -130,7 +131,7 @@ def test_temperatures_rise_below_their_target_and_fall_above(
 
 def agent(factorization: str, sizes=(3, 4), **overrides) -> FSACAgent:  # type: ignore[no-untyped-def]
     space = make_codec(spaces.MultiDiscrete(list(sizes)), factorization=factorization).space
-    cfg = FSACConfig(hidden_sizes=[16], batch_size=8, learning_starts=0, **overrides)
+    cfg = FSACConfig(**{"hidden_sizes": [16], "batch_size": 8, "learning_starts": 0, **overrides})
     return FSACAgent(3, space, cfg, num_envs=1, seed=0)
 
 
@@ -362,3 +363,53 @@ def test_metrics_report_every_head_temperature_and_entropy(factorization: str) -
         assert 0.0 <= metrics[f"entropy_{i}"] <= math.log(n) + 1e-6
     if factorization == "independent":  # Proposition 1.1: the heads' entropies add up
         assert metrics["entropy_0"] + metrics["entropy_1"] == pytest.approx(metrics["entropy"])
+
+
+@pytest.mark.parametrize("factorization", ["independent", "autoregressive"])
+def test_batched_twins_compute_what_each_twin_computes(factorization: str) -> None:
+    a = agent(factorization, sizes=(3, 4, 2), hidden_sizes=[16, 16])
+    g = torch.Generator().manual_seed(0)
+    obs = torch.randn(7, 3, generator=g)
+    actions = torch.stack([torch.randint(0, n, (7,), generator=g) for n in (3, 4, 2)], 1)
+    critics = [(a.sub_q, (obs, actions) if a.autoregressive else (obs,))]
+    if a.autoregressive:
+        critics.append((a.up_q, (obs, actions)))
+    for twins, inputs in critics:
+        batched = twin_outputs(twins, *inputs, batched=True)
+        by_twin = [twin(*inputs) for twin in twins]
+        assert batched.shape == (2, *by_twin[0].shape)
+        for t in range(2):
+            torch.testing.assert_close(batched[t], by_twin[t])
+        weights = torch.randn(batched.shape, generator=g)  # distinct gradients for each twin
+        grads = torch.autograd.grad((batched * weights).sum(), list(twins.parameters()))
+        expected = torch.autograd.grad(
+            sum((q * w).sum() for q, w in zip(by_twin, weights, strict=True)),
+            list(twins.parameters()),
+        )
+        for got, want in zip(grads, expected, strict=True):
+            torch.testing.assert_close(got, want)
+
+
+@pytest.mark.parametrize("factorization", ["independent", "autoregressive"])
+def test_an_update_with_batched_twins_matches_the_eager_one(factorization: str) -> None:
+    agents = []
+    for batched in (False, True):
+        torch.manual_seed(0)
+        a = agent(factorization, sizes=(3, 4))
+        a.batched_twins = batched  # what the compiled update does, here without compiling
+        fill(a)
+        agents.append(a)
+    for _ in range(3):
+        torch.manual_seed(1)  # the autoregressive update re-samples actions
+        batch = agents[0].buffer.sample(8)
+        agents[1].buffer.sample(8)  # keep the two buffers' generators in step
+        torch.manual_seed(1)
+        first = agents[0].update(batch)
+        torch.manual_seed(1)
+        second = agents[1].update(batch)
+        for key in agents[0].metric_names:
+            torch.testing.assert_close(second[key], first[key], msg=key)
+    for name in ("sub_q", "up_q", "sub_q_target", "policy"):
+        a, b = getattr(agents[0], name).state_dict(), getattr(agents[1], name).state_dict()
+        for key in a:
+            torch.testing.assert_close(b[key], a[key], msg=f"{name}.{key}")

@@ -128,6 +128,36 @@ def polyak(target: nn.Module, online: nn.Module, tau: float) -> None:
             torch._foreach_lerp_(targets, onlines, tau)
 
 
+def stacked_parameters(twins: nn.ModuleList) -> dict[str, Tensor]:
+    """Every parameter of the twins stacked on a new first axis; gradients reach both."""
+    members = [dict(twin.named_parameters()) for twin in twins]
+    return {name: torch.stack([m[name] for m in members]) for name in members[0]}
+
+
+def twin_outputs(twins: nn.ModuleList, *inputs: Tensor, batched: bool = False) -> Tensor:
+    """Both twins' outputs on the same inputs, stacked: ``[2, ...]``.
+
+    Eager, each twin is called in turn (on a CPU one batched call buys nothing, and this keeps
+    the arithmetic of every published figure). ``batched``: one computation over the stacked
+    parameters (``torch.func.vmap`` of a functional call), as the compiled update does, so
+    that a GPU launches each layer once for both twins.
+    """
+    if not batched:
+        return torch.stack([twin(*inputs) for twin in twins])
+    buffers = dict(twins[0].named_buffers())  # masks and code offsets: the same in both
+
+    def one(params: dict[str, Tensor], *args: Tensor) -> Tensor:
+        return torch.func.functional_call(twins[0], (params, buffers), args)
+
+    in_dims = (0, *([None] * len(inputs)))
+    return torch.func.vmap(one, in_dims=in_dims)(stacked_parameters(twins), *inputs)
+
+
+def twin_min(q: Tensor) -> Tensor:
+    """The twin minimum of stacked twin outputs ``[2, ...]``: the pessimistic estimate."""
+    return torch.min(q[0], q[1])
+
+
 # ---------------------------------------------------------------------- the agent
 
 
@@ -197,6 +227,7 @@ class FSACAgent(PolicyActor):
         # the whole gradient step (losses, backward passes, optimizer steps, target copies)
         # as one compiled function; the same code as the eager path
         self._learn = compiled(self._learn, device) if compile else self._learn
+        self.batched_twins = compile  # one vmapped computation for both twins when compiled
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (obs, actions) of explore
         self.metric_names: tuple[str, ...] = (
             "q_loss", "policy_loss", "alpha", "entropy",
@@ -268,23 +299,26 @@ class FSACAgent(PolicyActor):
             polyak(target, online, self.cfg.tau)
         return metrics
 
-    def _step(self, optimizer: torch.optim.Optimizer, loss: Tensor) -> None:
+    def _twins(self, twins: nn.ModuleList, *inputs: Tensor) -> Tensor:
+        return twin_outputs(twins, *inputs, batched=self.batched_twins)
+
+    def _step(self, optimizer: torch.optim.Optimizer, loss: Tensor, keep: bool = False) -> None:
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        loss.backward(retain_graph=keep)
         optimizer.step()
 
     def independent_critic_loss(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
-    ) -> tuple[Tensor, list[Tensor]]:
+    ) -> tuple[Tensor, Tensor]:
         """Equation 5 with ``Q^i`` and the soft values ``V^i`` of eq. 6, all dimensions at
-        once, summed over the twins; also the twins' outputs ``[B, k, max_n]`` at ``obs``."""
+        once, summed over the twins; also the twins' outputs ``[2, B, k, max_n]`` at ``obs``."""
         with torch.no_grad():
             nxt = self.policy(next_obs)
-            q_next = torch.min(self.sub_q_target[0](next_obs), self.sub_q_target[1](next_obs))
+            q_next = twin_min(self._twins(self.sub_q_target, next_obs))
             v_next = soft_values(nxt.probs, nxt.log_probs0, q_next, self.target_alpha())
             targets = sub_q_targets(batch["rewards"], batch["terminated"], self.cfg.gamma, v_next)
         index = actions.unsqueeze(-1)
-        q_all = [q(obs) for q in self.sub_q]
+        q_all = self._twins(self.sub_q, obs)
         q_loss = sum(
             (q.gather(-1, index).squeeze(-1) - targets).pow(2).mean(0).sum() for q in q_all
         )
@@ -298,7 +332,7 @@ class FSACAgent(PolicyActor):
         self._step(self.critic_optimizer, q_loss)
         # policy: eq. 11 per dimension, against the twin minimum of the same critic pass
         dist = self.policy(obs)
-        q_now = torch.min(q_all[0], q_all[1]).detach()
+        q_now = twin_min(q_all).detach()
         policy_loss = policy_losses(dist.probs, dist.log_probs0, q_now, alpha).mean(0).sum()
         self._step(self.policy_optimizer, policy_loss)
         # temperatures: eq. 13 towards beta log n_i
@@ -356,17 +390,13 @@ class FSACAgent(PolicyActor):
         with torch.no_grad():
             # eq. 9: V^{i+1}(u^i) along the stored action's prefixes, from the target sub-Qs
             along = dist.conditionals(actions)
-            q_sub_t = torch.min(
-                self.sub_q_target[0](obs, actions), self.sub_q_target[1](obs, actions)
-            )
+            q_sub_t = twin_min(self._twins(self.sub_q_target, obs, actions))
             v_heads = soft_values(along.probs, along.log_probs0, q_sub_t, alpha)
             sub_targets = intermediate_targets(v_heads)
             # eqs. 4 and 5: the top MDP's target from one action sampled at s'
             nxt = self.policy(next_obs)
             a_next = nxt.sample()
-            q_up_next = torch.min(
-                self.up_q_target[0](next_obs, a_next), self.up_q_target[1](next_obs, a_next)
-            )
+            q_up_next = twin_min(self._twins(self.up_q_target, next_obs, a_next))
             entropy_next = top_entropy_term(
                 nxt.conditionals(a_next).log_prob_dims(a_next),
                 alpha, self.top_alpha(), cfg.entropy_in_targets,
@@ -375,12 +405,12 @@ class FSACAgent(PolicyActor):
                 batch["rewards"], batch["terminated"], cfg.gamma, q_up_next, entropy_next
             )
         index = actions.unsqueeze(-1)
-        q_up = [up(obs, actions) for up in self.up_q]
+        q_up = self._twins(self.up_q, obs, actions)
         # eq. 10: the last sub-Q tracks the up Q-value of the stored action (no gradient to it)
-        consistency_target = torch.min(q_up[0], q_up[1]).detach()
+        consistency_target = twin_min(q_up).detach()
         sub_loss = up_loss = consistency_loss = torch.zeros((), device=obs.device)
-        for q, q_up_taken in zip(self.sub_q, q_up, strict=True):
-            q_taken = q(obs, actions).gather(-1, index).squeeze(-1)  # Q^i(u^{i-1}, a^i)
+        for q, q_up_taken in zip(self._twins(self.sub_q, obs, actions), q_up, strict=True):
+            q_taken = q.gather(-1, index).squeeze(-1)  # Q^i(u^{i-1}, a^i)
             sub_loss = sub_loss + (q_taken[:, :-1] - sub_targets).pow(2).mean(0).sum()
             consistency_loss = (
                 consistency_loss + (q_taken[:, -1] - consistency_target).pow(2).mean()
@@ -394,14 +424,17 @@ class FSACAgent(PolicyActor):
         alpha, alpha_global = self.log_alpha.exp().detach(), self.top_alpha()
         dist = self.policy(obs)  # one torso pass for the critic targets and the policy loss
         losses = self.autoregressive_critic_losses(obs, actions, batch, next_obs, dist)
-        self._step(self.critic_optimizer, losses["sub"] + losses["consistency"] + losses["up"])
+        # keep the graph: compiled, the policy's torso pass (which the policy loss below
+        # backpropagates through) is one autograd node with the critic losses
+        critic_loss = losses["sub"] + losses["consistency"] + losses["up"]
+        self._step(self.critic_optimizer, critic_loss, keep=True)
         sub_loss, consistency_loss, up_loss = losses["sub"], losses["consistency"], losses["up"]
         # policy: eq. 11 on intermediate states of a sequence re-sampled from the current
         # policy (section 4.1: replayed sequences would bias the entropy terms)
         resampled = dist.sample()
         heads = dist.conditionals(resampled)  # carries gradients: logits from the sampling pass
         with torch.no_grad():
-            q_sub = torch.min(self.sub_q[0](obs, resampled), self.sub_q[1](obs, resampled))
+            q_sub = twin_min(self._twins(self.sub_q, obs, resampled))
         policy_loss = policy_losses(heads.probs, heads.log_probs0, q_sub, alpha).mean(0).sum()
         self._step(self.policy_optimizer, policy_loss)
         # temperatures: eq. 13 per head on the re-sampled intermediate states, eq. 12 overall
