@@ -32,8 +32,10 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
         torch.testing.assert_close(y, x, **CLOSE, msg=name)
 
 
-def test_compiled_fsac_update_matches_the_eager_one() -> None:
+@pytest.mark.parametrize("batched_twins", [False, True])
+def test_compiled_fsac_update_matches_the_eager_one(batched_twins: bool) -> None:
     eager, compiled = _pair("hopper-fsac", ["agent.hidden_sizes=[32,32]"])
+    compiled.batched_twins = batched_twins  # batched is what a GPU runs; the CPU need not
     g = torch.Generator().manual_seed(1)
     n, obs_dim = 64, eager.buffer.obs.shape[1]
     batch = {
@@ -62,6 +64,7 @@ def test_compiled_autoregressive_fsac_update_matches_the_eager_one(
     # draws from torch's generator as eager does
     monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
     eager, compiled = _pair("platform-fsac", ["agent.hidden_sizes=[32,32]"])
+    compiled.batched_twins = True  # sub-Q and up-Q twins vmapped inside the compiled step
     g = torch.Generator().manual_seed(1)
     n, obs_dim = 64, eager.buffer.obs.shape[1]
     batch = {

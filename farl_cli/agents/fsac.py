@@ -227,7 +227,9 @@ class FSACAgent(PolicyActor):
         # the whole gradient step (losses, backward passes, optimizer steps, target copies)
         # as one compiled function; the same code as the eager path
         self._learn = compiled(self._learn, device) if compile else self._learn
-        self.batched_twins = compile  # one vmapped computation for both twins when compiled
+        # both twins as one vmapped computation where launches cost (compiled, on a GPU); on
+        # a CPU it is slower, eager or compiled (benchmarks/twin_critics.py, throughput.py)
+        self.batched_twins = compile and device.type == "cuda"
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (obs, actions) of explore
         self.metric_names: tuple[str, ...] = (
             "q_loss", "policy_loss", "alpha", "entropy",
