@@ -27,6 +27,21 @@ def _pair(preset_name: str, sets: list[str]) -> tuple[Any, Any]:
     return eager, compiled
 
 
+def _replay_batch(agent: Any, n: int) -> dict[str, torch.Tensor]:
+    """A fixed replay minibatch for an FSAC agent."""
+    g = torch.Generator().manual_seed(1)
+    obs_dim = agent.buffer.obs.shape[1]
+    return {
+        "obs": torch.randn(n, obs_dim, generator=g),
+        "next_obs": torch.randn(n, obs_dim, generator=g),
+        "actions": torch.stack(
+            [torch.randint(0, s, (n,), generator=g) for s in agent.space.sizes], 1
+        ),
+        "rewards": torch.randn(n, generator=g),
+        "terminated": torch.rand(n, generator=g) < 0.1,
+    }
+
+
 def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         torch.testing.assert_close(y, x, **CLOSE, msg=name)
@@ -36,17 +51,7 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 def test_compiled_fsac_update_matches_the_eager_one(batched_twins: bool) -> None:
     eager, compiled = _pair("hopper-fsac", ["agent.hidden_sizes=[32,32]"])
     compiled.batched_twins = batched_twins  # batched is what a GPU runs; the CPU need not
-    g = torch.Generator().manual_seed(1)
-    n, obs_dim = 64, eager.buffer.obs.shape[1]
-    batch = {
-        "obs": torch.randn(n, obs_dim, generator=g),
-        "next_obs": torch.randn(n, obs_dim, generator=g),
-        "actions": torch.stack(
-            [torch.randint(0, s, (n,), generator=g) for s in eager.space.sizes], 1
-        ),
-        "rewards": torch.randn(n, generator=g),
-        "terminated": torch.rand(n, generator=g) < 0.1,
-    }
+    batch = _replay_batch(eager, 64)
     for _ in range(2):  # the second step starts from weights the first one changed
         a, b = eager.update(batch), compiled.update(batch)
         for key in eager.metric_names:
@@ -65,17 +70,7 @@ def test_compiled_autoregressive_fsac_update_matches_the_eager_one(
     monkeypatch.setattr(torch._inductor.config, "fallback_random", True)
     eager, compiled = _pair("platform-fsac", ["agent.hidden_sizes=[32,32]"])
     compiled.batched_twins = True  # sub-Q and up-Q twins vmapped inside the compiled step
-    g = torch.Generator().manual_seed(1)
-    n, obs_dim = 64, eager.buffer.obs.shape[1]
-    batch = {
-        "obs": torch.randn(n, obs_dim, generator=g),
-        "next_obs": torch.randn(n, obs_dim, generator=g),
-        "actions": torch.stack(
-            [torch.randint(0, s, (n,), generator=g) for s in eager.space.sizes], 1
-        ),
-        "rewards": torch.randn(n, generator=g),
-        "terminated": torch.rand(n, generator=g) < 0.1,
-    }
+    batch = _replay_batch(eager, 64)
     for step in range(2):
         torch.manual_seed(10 + step)
         a = eager.update(batch)

@@ -137,10 +137,10 @@ def stacked_parameters(twins: nn.ModuleList) -> dict[str, Tensor]:
 def twin_outputs(twins: nn.ModuleList, *inputs: Tensor, batched: bool = False) -> Tensor:
     """Both twins' outputs on the same inputs, stacked: ``[2, ...]``.
 
-    Eager, each twin is called in turn (on a CPU one batched call buys nothing, and this keeps
-    the arithmetic of every published figure). ``batched``: one computation over the stacked
-    parameters (``torch.func.vmap`` of a functional call), as the compiled update does, so
-    that a GPU launches each layer once for both twins.
+    By default each twin is called in turn (on a CPU the batched form is slower, see
+    ``benchmarks/twin_critics.py``). ``batched``: one computation over the stacked parameters
+    (``torch.func.vmap`` of a functional call), as a compiled update on CUDA does, so that
+    each layer is launched once for both twins.
     """
     if not batched:
         return torch.stack([twin(*inputs) for twin in twins])
