@@ -141,18 +141,6 @@ def sb3_ppo(preset: Preset, seed: int, env_fn: Callable[[], Any], **overrides: A
     return PPO("MlpPolicy", venv, **{**kwargs, **overrides})
 
 
-def stop_on_signals() -> None:
-    """Ctrl-C and SIGTERM stop a benchmark cleanly (its runs save a checkpoint), also when it
-    was started in the background, where the shell makes it ignore SIGINT."""
-    import signal
-
-    def interrupt(_signum: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGINT, interrupt)
-    signal.signal(signal.SIGTERM, interrupt)
-
-
 def on_ray(fn: Callable[[T], R], jobs: list[T], cpus: int) -> list[R]:
     """``fn`` over ``jobs`` as Ray tasks of one CPU each, at most ``cpus`` at once."""
     from farl_cli.sweep import ray_session, stop_trials

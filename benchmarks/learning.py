@@ -22,9 +22,10 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, report_curves, run_stamp, stop_on_signals, write_runs
+from common import RESULTS, report_curves, run_stamp, write_runs
 
 from farl_cli.curves import Curves
+from farl_cli.errors import stop_cleanly
 from farl_cli.sweep import plan_sweep, run_sweep
 
 
@@ -47,7 +48,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    stop_on_signals()
+    stop_cleanly()  # also in the background, where SIGINT is ignored
     stamp = run_stamp("benchmarks/learning.py")
     label = args.label or args.preset
     sets = [*args.overrides, "train.save_buffer=true"]  # no effect on agents without one

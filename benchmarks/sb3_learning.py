@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,12 +40,12 @@ from common import (
     run_stamp,
     sb3_ppo,
     sb3_sac,
-    stop_on_signals,
     write_runs,
 )
 
 from farl_cli.config import FPPOConfig, load_preset
 from farl_cli.curves import Curves
+from farl_cli.errors import stop_cleanly
 
 BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
@@ -147,15 +146,10 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
     from stable_baselines3.common.vec_env import VecNormalize
 
     from farl_cli.envs import make_env
+    from farl_cli.training import StopRequest
 
     torch.set_num_threads(1)
-    stop = {"asked": False}  # a signal stops at the next environment step, at a clean state
-
-    def ask_stop(_signum: int, _frame: object) -> None:
-        stop["asked"] = True
-
-    signal.signal(signal.SIGINT, ask_stop)
-    signal.signal(signal.SIGTERM, ask_stop)
+    stop = StopRequest()  # set by a signal: learning stops at the next environment step
     preset = load_preset(job.preset, [*job.overrides, f"train.seed={job.seed}"])
     train_cfg = preset.train
     if isinstance(preset.agent, FPPOConfig):
@@ -195,15 +189,16 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
                 curve.append([step, evaluate()])
             if step % train_cfg.checkpoint_every < model.n_envs:
                 snapshot()
-            return not stop["asked"]
+            return not stop
 
     resumed = model.num_timesteps > 0
-    if model.num_timesteps < job.steps and not stop["asked"]:
-        model.learn(
-            total_timesteps=job.steps - model.num_timesteps,
-            callback=Track(),
-            reset_num_timesteps=not resumed,
-        )
+    if model.num_timesteps < job.steps:
+        with stop.installed():
+            model.learn(
+                total_timesteps=job.steps - model.num_timesteps,
+                callback=Track(),
+                reset_num_timesteps=not resumed,
+            )
     snapshot()
     finished = model.num_timesteps >= job.steps
     wall = progress["wall"] + time.perf_counter() - started
@@ -224,7 +219,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
 
-    stop_on_signals()
+    stop_cleanly()  # also in the background, where SIGINT is ignored
     stamp = run_stamp("benchmarks/sb3_learning.py")
     preset = load_preset(args.preset, args.overrides)
     steps = args.steps or preset.train.total_steps
@@ -242,12 +237,8 @@ def main() -> None:
     unfinished = [r["seed"] for r in results if not r["finished"]]
     if unfinished:
         raise SystemExit(f"seeds {unfinished} stopped early; the same command continues them")
-    curves = [(r["seed"], {int(s): v for s, v in r["curve"]}) for r in results]
-    all_steps = sorted({s for _, curve in curves for s in curve})
-    table = np.array([[curve.get(s, np.nan) for s in all_steps] for _, curve in curves])
-    seeds_done = [seed for seed, _ in curves]
-    report_curves(label, Curves(seeds_done, all_steps, table, np.full_like(table, np.nan)),
-                  args.out, stamp)  # fmt: skip
+    points = {r["seed"]: {int(s): (v, np.nan) for s, v in r["curve"]} for r in results}
+    report_curves(label, Curves.from_points(points), args.out, stamp)
     write_runs(label, [(r["seed"], r["steps"], r["wall"]) for r in results], args.out, stamp)
 
 

@@ -33,7 +33,8 @@ def per_pass_ms(agent: FSACAgent, batched: bool, repeats: int) -> float:
     inputs = (obs, actions) if agent.autoregressive else (obs,)
 
     def once() -> None:
-        twin_outputs(agent.sub_q, *inputs, batched=batched).square().mean().backward()
+        outputs = twin_outputs(agent.sub_q, *inputs, batched=batched)
+        sum(q.square().mean() for q in outputs).backward()
 
     for _ in range(20):
         once()

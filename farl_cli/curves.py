@@ -66,17 +66,22 @@ class Curves:
     success: np.ndarray  # NaN throughout for other columns or environments without success
 
     @classmethod
-    def from_runs(cls, runs: Sequence[tuple[int, Path]], column: str = "eval_return") -> Curves:
-        """Read one column of every (seed, metrics.csv)."""
-        by_seed = [(seed, read_column(path, column)) for seed, path in sorted(runs)]
-        steps = sorted({step for _, rows in by_seed for step in rows})
+    def from_points(cls, by_seed: dict[int, dict[int, tuple[float, float]]]) -> Curves:
+        """From ``{seed: {step: (value, success or NaN)}}``; NaN where a seed has no step."""
+        seeds = sorted(by_seed)
+        steps = sorted({step for rows in by_seed.values() for step in rows})
 
         def table(index: int) -> np.ndarray:
             return np.array(
-                [[rows.get(s, (np.nan, np.nan))[index] for s in steps] for _, rows in by_seed]
-            ).reshape(len(by_seed), len(steps))
+                [[by_seed[seed].get(s, (np.nan, np.nan))[index] for s in steps] for seed in seeds]
+            ).reshape(len(seeds), len(steps))
 
-        return cls([seed for seed, _ in by_seed], steps, table(0), table(1))
+        return cls(seeds, steps, table(0), table(1))
+
+    @classmethod
+    def from_runs(cls, runs: Sequence[tuple[int, Path]], column: str = "eval_return") -> Curves:
+        """Read one column of every (seed, metrics.csv)."""
+        return cls.from_points({seed: read_column(path, column) for seed, path in runs})
 
     @property
     def has_success(self) -> bool:
@@ -162,15 +167,7 @@ def read_seed_csv(path: Path) -> Curves:
                 )
     except (KeyError, ValueError) as exc:
         raise FarlError(f"{path}: not a learning CSV (step, seed, eval_return): {exc}") from None
-    steps = sorted({step for rows in by_seed.values() for step in rows})
-    seeds = sorted(by_seed)
-
-    def table(index: int) -> np.ndarray:
-        return np.array(
-            [[by_seed[seed].get(s, (np.nan, np.nan))[index] for s in steps] for seed in seeds]
-        ).reshape(len(seeds), len(steps))
-
-    return Curves(seeds, steps, table(0), table(1))
+    return Curves.from_points(by_seed)
 
 
 def find_runs(source: Path) -> list[tuple[int, Path]]:

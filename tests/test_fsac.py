@@ -377,11 +377,14 @@ def test_batched_twins_compute_what_each_twin_computes(factorization: str) -> No
     for twins, inputs in critics:
         batched = twin_outputs(twins, *inputs, batched=True)
         by_twin = [twin(*inputs) for twin in twins]
-        assert batched.shape == (2, *by_twin[0].shape)
+        assert len(batched) == 2 and batched[0].shape == by_twin[0].shape
         for t in range(2):
             torch.testing.assert_close(batched[t], by_twin[t])
-        weights = torch.randn(batched.shape, generator=g)  # distinct gradients for each twin
-        grads = torch.autograd.grad((batched * weights).sum(), list(twins.parameters()))
+        weights = torch.randn((2, *by_twin[0].shape), generator=g)  # distinct for each twin
+        grads = torch.autograd.grad(
+            sum((q * w).sum() for q, w in zip(batched, weights, strict=True)),
+            list(twins.parameters()),
+        )
         expected = torch.autograd.grad(
             sum((q * w).sum() for q, w in zip(by_twin, weights, strict=True)),
             list(twins.parameters()),

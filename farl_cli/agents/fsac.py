@@ -134,8 +134,8 @@ def stacked_parameters(twins: nn.ModuleList) -> dict[str, Tensor]:
     return {name: torch.stack([m[name] for m in members]) for name in members[0]}
 
 
-def twin_outputs(twins: nn.ModuleList, *inputs: Tensor, batched: bool = False) -> Tensor:
-    """Both twins' outputs on the same inputs, stacked: ``[2, ...]``.
+def twin_outputs(twins: nn.ModuleList, *inputs: Tensor, batched: bool = False) -> list[Tensor]:
+    """Both twins' outputs on the same inputs, one tensor each.
 
     By default each twin is called in turn (on a CPU the batched form is slower, see
     ``benchmarks/twin_critics.py``). ``batched``: one computation over the stacked parameters
@@ -143,18 +143,18 @@ def twin_outputs(twins: nn.ModuleList, *inputs: Tensor, batched: bool = False) -
     each layer is launched once for both twins.
     """
     if not batched:
-        return torch.stack([twin(*inputs) for twin in twins])
+        return [twin(*inputs) for twin in twins]
     buffers = dict(twins[0].named_buffers())  # masks and code offsets: the same in both
 
     def one(params: dict[str, Tensor], *args: Tensor) -> Tensor:
         return torch.func.functional_call(twins[0], (params, buffers), args)
 
     in_dims = (0, *([None] * len(inputs)))
-    return torch.func.vmap(one, in_dims=in_dims)(stacked_parameters(twins), *inputs)
+    return list(torch.func.vmap(one, in_dims=in_dims)(stacked_parameters(twins), *inputs))
 
 
-def twin_min(q: Tensor) -> Tensor:
-    """The twin minimum of stacked twin outputs ``[2, ...]``: the pessimistic estimate."""
+def twin_min(q: list[Tensor]) -> Tensor:
+    """The twin minimum of the twins' outputs: the pessimistic estimate."""
     return torch.min(q[0], q[1])
 
 
@@ -301,7 +301,7 @@ class FSACAgent(PolicyActor):
             polyak(target, online, self.cfg.tau)
         return metrics
 
-    def _twins(self, twins: nn.ModuleList, *inputs: Tensor) -> Tensor:
+    def _twins(self, twins: nn.ModuleList, *inputs: Tensor) -> list[Tensor]:
         return twin_outputs(twins, *inputs, batched=self.batched_twins)
 
     def _step(self, optimizer: torch.optim.Optimizer, loss: Tensor, keep: bool = False) -> None:
@@ -311,9 +311,9 @@ class FSACAgent(PolicyActor):
 
     def independent_critic_loss(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
-    ) -> tuple[Tensor, Tensor]:
+    ) -> tuple[Tensor, list[Tensor]]:
         """Equation 5 with ``Q^i`` and the soft values ``V^i`` of eq. 6, all dimensions at
-        once, summed over the twins; also the twins' outputs ``[2, B, k, max_n]`` at ``obs``."""
+        once, summed over the twins; also the twins' outputs ``[B, k, max_n]`` at ``obs``."""
         with torch.no_grad():
             nxt = self.policy(next_obs)
             q_next = twin_min(self._twins(self.sub_q_target, next_obs))
