@@ -5,7 +5,8 @@ same MultiDiscrete space, or with ``--algo fsac`` FSAC against continuous SAC) u
 ``torch.profiler``, one thread, and splits each run's time per environment step into:
 matrix products (``mm``, ``addmm``, ``bmm``), the optimizer's step (Adam), every other
 PyTorch operation (element-wise arithmetic, the distributions' terms, autograd's
-bookkeeping, the gradient clip) and what runs outside PyTorch (the simulator, Python).
+bookkeeping, the gradient clip) and what runs outside PyTorch (the simulator, Python); and
+the simulator alone (HalfCheetah with farl's wrappers, random actions) for scale.
 The profiler slows small operations down, so read the split, not the totals; the
 throughput without it is ``throughput.py``'s. Prints a table and appends it to
 ``results/profile_update.csv``.
@@ -26,6 +27,9 @@ from common import RESULTS, append_row, farl_run, run_stamp, shown
 from throughput import sb3_ppo_speed, sb3_sac_speed
 from torch.profiler import ProfilerActivity, profile
 
+from farl_cli.config import load_preset
+from farl_cli.envs import make_factored_env
+
 MATMUL = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 PARTS = ("matrix products", "optimizer step", "other torch ops", "outside torch")
 
@@ -43,6 +47,22 @@ def split(run: Callable[[], object]) -> dict[str, float]:
     return dict(
         zip(PARTS, (matmul, optimizer, traced - matmul - optimizer, wall - traced), strict=True)
     )
+
+
+def simulator_ms(steps: int, seed: int) -> float:
+    """Milliseconds per step of the environment alone, with random actions."""
+    env = make_factored_env(load_preset("halfcheetah-fppo").env)
+    env.reset(seed=seed)
+    env.action_space.seed(seed)
+    actions = [env.action_space.sample() for _ in range(steps)]
+    started = time.perf_counter()
+    for action in actions:
+        _, _, terminated, truncated, _ = env.step(action)
+        if terminated or truncated:
+            env.reset()
+    elapsed = time.perf_counter() - started
+    env.close()
+    return 1e3 * elapsed / steps
 
 
 def main() -> None:
@@ -67,6 +87,8 @@ def main() -> None:
             "SB3 SAC": lambda: sb3_sac_speed(args.steps, args.seed, args.learning_starts),
         }
     path = RESULTS / "profile_update.csv"
+    simulator = simulator_ms(args.steps, args.seed)
+    print(f"the simulator alone: {simulator:.3f} ms per step")
     header = "".join(f"{p:>18}" for p in PARTS)
     print(f"{'ms per environment step':<24}{header}{'total':>10}")
     for name, run in runs.items():
@@ -80,6 +102,7 @@ def main() -> None:
                 "steps": args.steps,
                 **{p.replace(" ", "_") + "_ms": f"{v:.3f}" for p, v in parts.items()},
                 "total_ms": f"{total:.3f}",
+                "simulator_alone_ms": f"{simulator:.3f}",
                 **stamp,
             },
         )
