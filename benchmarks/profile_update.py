@@ -1,19 +1,21 @@
 """Where the time of a training step goes, for farl and for Stable-Baselines3, side by side.
 
 Trains the same HalfCheetah-v5 comparison as ``throughput.py`` (FPPO against PPO on the
-same MultiDiscrete space, or with ``--algo fsac`` FSAC against continuous SAC) under
-``torch.profiler``, one thread, and splits each run's time per environment step into:
-matrix products (``mm``, ``addmm``, ``bmm``), the optimizer's step (Adam), every other
-PyTorch operation (element-wise arithmetic, the distributions' terms, autograd's
-bookkeeping, the gradient clip) and what runs outside PyTorch (the simulator, Python); and
-the simulator alone (HalfCheetah with farl's wrappers, random actions) for scale.
-The profiler slows small operations down, so read the split, not the totals; the
-throughput without it is ``throughput.py``'s. Prints a table and appends it to
-``results/profile_update.csv``.
+same MultiDiscrete space, or with ``--algo fsac`` FSAC against continuous SAC), one thread,
+and profiles a window of steady training (``--window`` environment steps from ``--start``,
+after the first update) with ``torch.profiler``. Each library's time per environment step
+in that window is split into: matrix products (``mm``, ``addmm``, ``bmm``), the optimizer's
+step (Adam), every other PyTorch operation (element-wise arithmetic, the distributions'
+terms, autograd's bookkeeping, the gradient clip) and what runs outside PyTorch (the
+simulator, Python, NumPy); the simulator alone (HalfCheetah with farl's wrappers, random
+actions) is timed for scale. The profiler slows small operations down, so read the split,
+not the totals; the throughput without it is ``throughput.py``'s. The profiler keeps every
+event in memory (about 2.5 GB per 100 FSAC updates here): keep the window short. Prints a
+table and appends it to ``results/profile_update.csv``.
 
     pip install -e ".[bench]"
-    python benchmarks/profile_update.py --steps 8192
-    python benchmarks/profile_update.py --algo fsac --steps 3000
+    python benchmarks/profile_update.py
+    python benchmarks/profile_update.py --algo fsac
 """
 
 from __future__ import annotations
@@ -21,32 +23,88 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from pathlib import Path
+from tempfile import TemporaryDirectory
+from typing import Any
 
 import torch
-from common import RESULTS, append_row, farl_run, run_stamp, shown
-from throughput import sb3_ppo_speed, sb3_sac_speed
+from common import RESULTS, append_row, run_stamp, sb3_ppo, sb3_sac, shown
 from torch.profiler import ProfilerActivity, profile
 
 from farl_cli.config import load_preset
 from farl_cli.envs import make_factored_env
+from farl_cli.training import train
 
 MATMUL = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 PARTS = ("matrix products", "optimizer step", "other torch ops", "outside torch")
+PRESETS = {"fppo": "halfcheetah-fppo", "fsac": "halfcheetah-fsac"}
+# FPPO updates every 2,048 steps: a window from one update to another holds whole cycles
+DEFAULTS = {"fppo": (2048, 4096), "fsac": (2000, 200)}
 
 
-def split(run: Callable[[], object]) -> dict[str, float]:
-    """Seconds of each part of ``run()``, measured under the profiler."""
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
-        started = time.perf_counter()
-        run()
-        wall = time.perf_counter() - started
-    events = prof.key_averages()
-    traced = sum(e.self_cpu_time_total for e in events) / 1e6
-    matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL) / 1e6
-    optimizer = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step#")) / 1e6
-    return dict(
-        zip(PARTS, (matmul, optimizer, traced - matmul - optimizer, wall - traced), strict=True)
-    )
+class Window:
+    """Profiles the environment steps between two ticks: the first at or past ``start``,
+    the first at or past ``start + length``."""
+
+    def __init__(self, start: int, length: int) -> None:
+        self.start, self.end = start, start + length
+        self.profiler = profile(activities=[ProfilerActivity.CPU])
+        self.began: tuple[int, float] | None = None
+        self.ended: tuple[int, float] | None = None
+
+    def tick(self, step: int) -> None:
+        """Called with the number of environment steps taken so far."""
+        if self.began is None and step >= self.start:
+            self.profiler.start()
+            self.began = (step, time.perf_counter())
+        elif self.began is not None and self.ended is None and step >= self.end:
+            self.ended = (step, time.perf_counter())
+            self.profiler.stop()
+
+    def split(self) -> tuple[int, dict[str, float]]:
+        """The window's environment steps and each part's seconds in it."""
+        assert self.began and self.ended, "the run ended before the window closed"
+        steps, wall = self.ended[0] - self.began[0], self.ended[1] - self.began[1]
+        events = self.profiler.key_averages()
+        traced = sum(e.self_cpu_time_total for e in events) / 1e6
+        matmul = sum(e.self_cpu_time_total for e in events if e.key in MATMUL) / 1e6
+        adam = sum(e.cpu_time_total for e in events if e.key.startswith("Optimizer.step#")) / 1e6
+        times = (matmul, adam, traced - matmul - adam, wall - traced)
+        return steps, dict(zip(PARTS, times, strict=True))
+
+
+def profile_farl(algo: str, window: Window, seed: int, learning_starts: int) -> None:
+    """farl's run, its window ticked at every metrics row (each 256 steps)."""
+    sets = [
+        f"train.total_steps={window.end + 2048}",
+        f"train.seed={seed}",
+        "train.log_every=256",
+        "train.eval_every=1000000",
+        "train.checkpoint_every=1000000",
+    ]
+    if algo == "fsac":
+        sets.append(f"agent.learning_starts={learning_starts}")
+    with TemporaryDirectory() as tmp:
+        train(load_preset(PRESETS[algo], sets), Path(tmp) / "run",
+              on_progress=lambda step, _sps, _row: window.tick(step))  # fmt: skip
+
+
+def profile_sb3(algo: str, window: Window, seed: int, learning_starts: int) -> None:
+    """SB3's run with the same settings, its window ticked at every environment step."""
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Tick(BaseCallback):
+        def _on_step(self) -> bool:
+            window.tick(self.num_timesteps)
+            return True
+
+    preset = load_preset(PRESETS[algo])
+    model: Any
+    if algo == "fsac":
+        model = sb3_sac(preset, seed, learning_starts=learning_starts)
+    else:
+        model = sb3_ppo(preset, seed, lambda: make_factored_env(preset.env))
+    model.learn(total_timesteps=window.end + 2048, callback=Tick())
 
 
 def simulator_ms(steps: int, seed: int) -> float:
@@ -68,38 +126,37 @@ def simulator_ms(steps: int, seed: int) -> float:
 def main() -> None:
     """Profile both libraries, print the split per environment step, save it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=8192, help="environment steps each")
-    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--algo", choices=["fppo", "fsac"], default="fppo")
+    parser.add_argument("--start", type=int, default=None, help="first step profiled")
+    parser.add_argument("--window", type=int, default=None, help="environment steps profiled")
+    parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--learning-starts", type=int, default=1000, help="fsac: both")
     args = parser.parse_args()
     stamp = run_stamp("benchmarks/profile_update.py")
     torch.set_num_threads(1)
-    if args.algo == "fppo":
-        runs = {
-            "farl FPPO": lambda: farl_run("halfcheetah-fppo", args.steps, args.seed),
-            "SB3 PPO": lambda: sb3_ppo_speed(args.steps, args.seed),
-        }
-    else:
-        starts = [f"agent.learning_starts={args.learning_starts}"]
-        runs = {
-            "farl FSAC": lambda: farl_run("halfcheetah-fsac", args.steps, args.seed, starts),
-            "SB3 SAC": lambda: sb3_sac_speed(args.steps, args.seed, args.learning_starts),
-        }
+    start, length = DEFAULTS[args.algo]
+    start, length = args.start or start, args.window or length
     path = RESULTS / "profile_update.csv"
-    simulator = simulator_ms(args.steps, args.seed)
+    simulator = simulator_ms(5000, args.seed)
     print(f"the simulator alone: {simulator:.3f} ms per step")
+    runs: dict[str, Callable[[str, Window, int, int], None]] = {
+        f"farl {args.algo.upper()}": profile_farl,
+        "SB3 " + {"fppo": "PPO", "fsac": "SAC"}[args.algo]: profile_sb3,
+    }
     header = "".join(f"{p:>18}" for p in PARTS)
     print(f"{'ms per environment step':<24}{header}{'total':>10}")
     for name, run in runs.items():
-        parts = {p: 1e3 * s / args.steps for p, s in split(run).items()}
+        window = Window(start, length)
+        run(args.algo, window, args.seed, args.learning_starts)
+        steps, seconds = window.split()
+        parts = {p: 1e3 * s / steps for p, s in seconds.items()}
         total = sum(parts.values())
         print(f"{name:<24}" + "".join(f"{v:>18.3f}" for v in parts.values()) + f"{total:>10.3f}")
         append_row(
             path,
             {
                 "run": name,
-                "steps": args.steps,
+                "window": f"{window.start}-{window.end}",
                 **{p.replace(" ", "_") + "_ms": f"{v:.3f}" for p, v in parts.items()},
                 "total_ms": f"{total:.3f}",
                 "simulator_alone_ms": f"{simulator:.3f}",
