@@ -74,11 +74,11 @@ class Window:
 
 
 def profile_farl(algo: str, window: Window, seed: int, learning_starts: int) -> None:
-    """farl's run, its window ticked at every metrics row (each 256 steps)."""
+    """farl's run, its window ticked at every metrics row (each 100 steps)."""
     sets = [
         f"train.total_steps={window.end + 2048}",
         f"train.seed={seed}",
-        "train.log_every=256",
+        "train.log_every=100",
         "train.eval_every=1000000",
         "train.checkpoint_every=1000000",
     ]
