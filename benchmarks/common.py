@@ -55,9 +55,15 @@ def append_row(path: Path, row: dict[str, object]) -> None:
         writer.writerow(full)
 
 
-def farl_run(preset_name: str, steps: int, seed: int, extra: list[str] | None = None) -> float:
+def farl_run(
+    preset_name: str,
+    steps: int,
+    seed: int,
+    extra: list[str] | None = None,
+    on_progress: Callable[[int, float, dict[str, Any]], None] | None = None,
+) -> float:
     """Environment steps per second of ``farl train`` on a preset (no evaluation), set-up
-    included."""
+    included; ``on_progress`` is the run loop's hook at every metrics row."""
     preset = load_preset(
         preset_name,
         [
@@ -70,7 +76,7 @@ def farl_run(preset_name: str, steps: int, seed: int, extra: list[str] | None = 
     )
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
-        result = train(preset, Path(tmp) / "run")
+        result = train(preset, Path(tmp) / "run", on_progress=on_progress)
         elapsed = time.perf_counter() - started
     return result.global_step / elapsed
 

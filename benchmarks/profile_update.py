@@ -23,17 +23,14 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
-from tempfile import TemporaryDirectory
-from typing import Any
 
 import torch
-from common import RESULTS, append_row, run_stamp, sb3_ppo, sb3_sac, shown
+from common import RESULTS, append_row, farl_run, run_stamp, shown
+from throughput import sb3_ppo_speed, sb3_sac_speed
 from torch.profiler import ProfilerActivity, profile
 
 from farl_cli.config import load_preset
 from farl_cli.envs import make_factored_env
-from farl_cli.training import train
 
 MATMUL = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 PARTS = ("matrix products", "optimizer step", "other torch ops", "outside torch")
@@ -75,18 +72,11 @@ class Window:
 
 def profile_farl(algo: str, window: Window, seed: int, learning_starts: int) -> None:
     """farl's run, its window ticked at every metrics row (each 100 steps)."""
-    sets = [
-        f"train.total_steps={window.end + 2048}",
-        f"train.seed={seed}",
-        "train.log_every=100",
-        "train.eval_every=1000000",
-        "train.checkpoint_every=1000000",
-    ]
+    sets = ["train.log_every=100"]
     if algo == "fsac":
         sets.append(f"agent.learning_starts={learning_starts}")
-    with TemporaryDirectory() as tmp:
-        train(load_preset(PRESETS[algo], sets), Path(tmp) / "run",
-              on_progress=lambda step, _sps, _row: window.tick(step))  # fmt: skip
+    farl_run(PRESETS[algo], window.end + 2048, seed, sets,
+             on_progress=lambda step, _sps, _row: window.tick(step))  # fmt: skip
 
 
 def profile_sb3(algo: str, window: Window, seed: int, learning_starts: int) -> None:
@@ -98,13 +88,10 @@ def profile_sb3(algo: str, window: Window, seed: int, learning_starts: int) -> N
             window.tick(self.num_timesteps)
             return True
 
-    preset = load_preset(PRESETS[algo])
-    model: Any
     if algo == "fsac":
-        model = sb3_sac(preset, seed, learning_starts=learning_starts)
+        sb3_sac_speed(window.end + 2048, seed, learning_starts, Tick())
     else:
-        model = sb3_ppo(preset, seed, lambda: make_factored_env(preset.env))
-    model.learn(total_timesteps=window.end + 2048, callback=Tick())
+        sb3_ppo_speed(window.end + 2048, seed, Tick())
 
 
 def simulator_ms(steps: int, seed: int) -> float:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+from typing import Any
 
 import torch
 from common import RESULTS as RESULTS_DIR
@@ -34,22 +35,23 @@ RESULTS = RESULTS_DIR / "throughput.csv"
 ARITHMETIC = RESULTS_DIR / "fsac_arithmetic.csv"
 
 
-def sb3_ppo_speed(steps: int, seed: int) -> float:
-    """Environment steps per second of SB3 PPO with the same settings, set-up included."""
+def sb3_ppo_speed(steps: int, seed: int, callback: Any = None) -> float:
+    """Environment steps per second of SB3 PPO with the same settings, set-up included
+    (``callback``: an SB3 callback, as ``model.learn`` takes)."""
     preset = load_preset("halfcheetah-fppo")
     started = time.perf_counter()  # like farl's figure, set-up included
     model = sb3_ppo(preset, seed, lambda: make_factored_env(preset.env))
-    model.learn(total_timesteps=steps)
+    model.learn(total_timesteps=steps, callback=callback)
     elapsed = time.perf_counter() - started
     model.get_env().close()
     return model.num_timesteps / elapsed
 
 
-def sb3_sac_speed(steps: int, seed: int, learning_starts: int) -> float:
+def sb3_sac_speed(steps: int, seed: int, learning_starts: int, callback: Any = None) -> float:
     """SB3 SAC's environment steps per second, set-up included."""
     started = time.perf_counter()
     model = sb3_sac(load_preset("halfcheetah-fsac"), seed, learning_starts=learning_starts)
-    model.learn(total_timesteps=steps)
+    model.learn(total_timesteps=steps, callback=callback)
     return model.num_timesteps / (time.perf_counter() - started)
 
 
