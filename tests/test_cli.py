@@ -43,7 +43,7 @@ def test_inspect_actions_platform_fsac_table() -> None:
         "3 x 21 = 63",
         "4.1431 nats",
         "sequential",
-        "0.8286",
+        "2.0716",  # beta 0.5 x 4.1431
         "720",
         "430",
     ):

@@ -61,11 +61,13 @@ def test_compiled_fsac_update_matches_the_eager_one(batched_twins: bool) -> None
         _assert_same_weights(getattr(eager, module), getattr(compiled, module))
 
 
-def test_compiled_autoregressive_fsac_update_matches_the_eager_one() -> None:
+@pytest.mark.parametrize("entropy_in_targets", ["true", "false"])  # the paper's, the preset's
+def test_compiled_autoregressive_fsac_update_matches_the_eager_one(entropy_in_targets: str) -> None:
     # the policy loss backpropagates through the torso pass that the critic losses' graph
     # also holds (it failed: "backward through the graph a second time"); compiled sampling
     # draws from torch's generator as eager does
-    eager, compiled = _pair("platform-fsac", ["agent.hidden_sizes=[32,32]"])
+    sets = ["agent.hidden_sizes=[32,32]", f"agent.entropy_in_targets={entropy_in_targets}"]
+    eager, compiled = _pair("platform-fsac", sets)
     compiled.batched_twins = True  # sub-Q and up-Q twins vmapped inside the compiled step
     batch = _replay_batch(eager, 64)
     with torch._inductor.config.patch(fallback_random=True):  # only while this compiles
