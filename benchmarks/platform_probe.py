@@ -2,9 +2,9 @@
 
 Loads a Platform checkpoint and prints: one greedy episode step by step (position, speed,
 the choice head's probabilities, the action taken), how often greedy and sampled episodes
-reach the goal, and, from the game alone, which hop parameters clear the second gap from
-which take-off points at full running speed. Appends a summary row to
-``results/platform_probe.csv`` (with the commit and the command).
+reach the goal and how and where the others ended, and, from the game alone, which hop
+parameters clear the second gap from which take-off points at full running speed. Appends a
+summary row to ``results/platform_probe.csv`` (with the commit and the command).
 
     python benchmarks/platform_probe.py runs/platform-fppo/<run>/checkpoints/last.pt
 """
@@ -12,6 +12,7 @@ which take-off points at full running speed. Appends a summary row to
 from __future__ import annotations
 
 import argparse
+import collections
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +37,16 @@ def clears_second_gap(x: float, choice: int, param: float, trials: int = 20) -> 
         _, _, terminated, _, info = env.step((choice, tuple(params)))
         cleared += bool(info.get("is_success")) or not terminated
     return cleared
+
+
+def describe_failures(ends: dict[str, list[float]]) -> str:
+    """``fell x 962-965 (25); enemy x 94 (1)``: how failed episodes ended, and where."""
+    return "; ".join(
+        f"{how} x {min(xs):.0f}-{max(xs):.0f} ({len(xs)})"
+        if len(xs) > 1
+        else f"{how} x {xs[0]:.0f} (1)"
+        for how, xs in sorted(ends.items(), key=lambda kv: -len(kv[1]))
+    )
 
 
 def main() -> None:
@@ -69,9 +80,9 @@ def main() -> None:
             break
 
     torch.manual_seed(0)
-    successes = {}
+    successes, failures = {}, {}
     for mode, deterministic in (("greedy", True), ("sampled", False)):
-        goals = 0
+        goals, ends = 0, collections.defaultdict(list)  # how failures ended: their x
         for episode in range(args.episodes):
             obs, _ = env.reset(seed=2000 + episode)
             while True:
@@ -80,9 +91,13 @@ def main() -> None:
                 )
                 if terminated or truncated:
                     goals += bool(info.get("is_success"))
+                    if not info.get("is_success"):
+                        ends[info.get("termination", "time limit")].append(env.unwrapped.x)
                     break
-        successes[mode] = goals
+        successes[mode], failures[mode] = goals, describe_failures(ends)
         print(f"{mode}: reached the goal in {goals} of {args.episodes} episodes")
+        if ends:
+            print(f"  the others: {failures[mode]}")
 
     bins = restored.preset.env.bins
     print("hop take-offs at full speed that clear the second gap (of 20), by parameter bin:")
@@ -100,6 +115,8 @@ def main() -> None:
             "episodes": args.episodes,
             "greedy_goals": successes["greedy"],
             "sampled_goals": successes["sampled"],
+            "greedy_failures": failures["greedy"],
+            "sampled_failures": failures["sampled"],
             "lowest_clearing_takeoff_x": lowest,
             **stamp,
         },
