@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import torch
 from common import RESULTS, append_row, farl_run, run_stamp, shown
-from throughput import sb3_ppo_speed, sb3_sac_speed
+from throughput import PRESETS, sb3_ppo_speed, sb3_sac_speed
 from torch.profiler import ProfilerActivity, profile
 
 from farl_cli.config import load_preset
@@ -34,7 +34,6 @@ from farl_cli.envs import make_factored_env
 
 MATMUL = {"aten::mm", "aten::addmm", "aten::bmm", "aten::baddbmm"}
 PARTS = ("matrix products", "optimizer step", "other torch ops", "outside torch")
-PRESETS = {"fppo": "halfcheetah-fppo", "fsac": "halfcheetah-fsac"}
 # FPPO updates every 2,048 steps: a window from one update to another holds whole cycles
 DEFAULTS = {"fppo": (2048, 4096), "fsac": (2000, 200)}
 
@@ -96,7 +95,7 @@ def profile_sb3(algo: str, window: Window, seed: int, learning_starts: int) -> N
 
 def simulator_ms(steps: int, seed: int) -> float:
     """Milliseconds per step of the environment alone, with random actions."""
-    env = make_factored_env(load_preset("halfcheetah-fppo").env)
+    env = make_factored_env(load_preset(PRESETS["fppo"]).env)
     env.reset(seed=seed)
     env.action_space.seed(seed)
     actions = [env.action_space.sample() for _ in range(steps)]

@@ -33,12 +33,13 @@ from farl_cli.envs import make_factored_env
 
 RESULTS = RESULTS_DIR / "throughput.csv"
 ARITHMETIC = RESULTS_DIR / "fsac_arithmetic.csv"
+PRESETS = {"fppo": "halfcheetah-fppo", "fsac": "halfcheetah-fsac"}  # what is compared
 
 
 def sb3_ppo_speed(steps: int, seed: int, callback: Any = None) -> float:
     """Environment steps per second of SB3 PPO with the same settings, set-up included
     (``callback``: an SB3 callback, as ``model.learn`` takes)."""
-    preset = load_preset("halfcheetah-fppo")
+    preset = load_preset(PRESETS["fppo"])
     started = time.perf_counter()  # like farl's figure, set-up included
     model = sb3_ppo(preset, seed, lambda: make_factored_env(preset.env))
     model.learn(total_timesteps=steps, callback=callback)
@@ -50,7 +51,7 @@ def sb3_ppo_speed(steps: int, seed: int, callback: Any = None) -> float:
 def sb3_sac_speed(steps: int, seed: int, learning_starts: int, callback: Any = None) -> float:
     """SB3 SAC's environment steps per second, set-up included."""
     started = time.perf_counter()
-    model = sb3_sac(load_preset("halfcheetah-fsac"), seed, learning_starts=learning_starts)
+    model = sb3_sac(load_preset(PRESETS["fsac"]), seed, learning_starts=learning_starts)
     model.learn(total_timesteps=steps, callback=callback)
     return model.num_timesteps / (time.perf_counter() - started)
 
@@ -64,7 +65,7 @@ def update_flops() -> tuple[float, float]:
     from farl_cli.agents.fsac import FSACAgent
     from farl_cli.training import probe_env
 
-    preset = load_preset("halfcheetah-fsac")
+    preset = load_preset(PRESETS["fsac"])
     obs_dim, space = probe_env(preset.env)
     agent = make_agent(preset, obs_dim, space)
     assert isinstance(agent, FSACAgent)
@@ -115,7 +116,7 @@ def main() -> None:
         compare_fsac(args, stamp)
         return
 
-    ours = farl_run("halfcheetah-fppo", args.steps, args.seed, args.overrides)
+    ours = farl_run(PRESETS["fppo"], args.steps, args.seed, args.overrides)
     print(f"farl FPPO (independent, 11 bins): {ours:8.0f} env steps/s")
     theirs = sb3_ppo_speed(args.steps, args.seed)
     print(f"SB3 PPO   (MultiDiscrete, 11 bins): {theirs:8.0f} env steps/s")
@@ -146,7 +147,7 @@ def compare_fsac(args: argparse.Namespace, stamp: dict[str, str]) -> None:
     import stable_baselines3
 
     ours = farl_run(
-        "halfcheetah-fsac",
+        PRESETS["fsac"],
         args.steps,
         args.seed,
         [f"agent.learning_starts={args.learning_starts}", *args.overrides],
