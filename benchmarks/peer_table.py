@@ -4,8 +4,11 @@ Reads what ``learning.py`` (farl) and ``sb3_learning.py`` (the SB3 peer) saved i
 folder: ``<label>.csv`` (every seed's evaluations) and ``<label>-runs.csv`` (wall time per
 seed). For each ``--pair FARL:PEER`` it compares both at the last step every seed of both
 reached: mean and standard deviation over seeds, every seed's value, the ratio of the means,
-wall time per run. Saves ``<farl>-vs-<peer>.png`` for each pair and ``<name>.csv`` with a row
-per pair (with the commits of both sources and this command); prints a Markdown table.
+wall time per run; and, since one deterministic evaluation of a MuJoCo policy swings by
+thousands from one to the next, each seed's mean over its last ``--last`` evaluations up to
+that step, with their mean and standard deviation over seeds. Saves ``<farl>-vs-<peer>.png``
+for each pair and ``<name>.csv`` with a row per pair (with the commits of both sources and
+this command); prints a Markdown table.
 
     python benchmarks/peer_table.py --name mujoco-fppo \\
         --pair hopper-fppo:sb3-ppo-hopper --pair walker2d-fppo:sb3-ppo-walker2d
@@ -42,6 +45,12 @@ def at_step(c: Curves, step: int) -> np.ndarray:
     return c.returns[:, c.steps.index(step)]
 
 
+def recent_mean(c: Curves, step: int, last: int) -> np.ndarray:
+    """Every seed's mean over its last ``last`` evaluations up to and including ``step``."""
+    j = c.steps.index(step)
+    return np.nanmean(c.returns[:, max(0, j - last + 1) : j + 1], axis=1)
+
+
 def source_info(out: Path, label: str) -> tuple[float, str]:
     """Mean wall seconds per seed and the commit that made ``label``'s results."""
     walls, commits = [], set()
@@ -52,11 +61,12 @@ def source_info(out: Path, label: str) -> tuple[float, str]:
     return float(np.mean(walls)), " ".join(sorted(commits))
 
 
-def compare(out: Path, ours: str, theirs: str) -> dict[str, Any]:
+def compare(out: Path, ours: str, theirs: str, last: int) -> dict[str, Any]:
     """One row of the table, and the overlaid PNG."""
     a, b = read_seed_csv(out / f"{ours}.csv"), read_seed_csv(out / f"{theirs}.csv")
     step = common_step(a, b)
     x, y = at_step(a, step), at_step(b, step)
+    xl, yl = recent_mean(a, step, last), recent_mean(b, step, last)
     png = out / f"{ours}-vs-{theirs}.png"
     curve_plot([(f"farl {ours}", a), (f"SB3 {theirs}", b)], png, f"{ours} vs {theirs}")
     (wall_a, commit_a), (wall_b, commit_b) = source_info(out, ours), source_info(out, theirs)
@@ -73,6 +83,12 @@ def compare(out: Path, ours: str, theirs: str) -> dict[str, Any]:
         "peer_std": round(float(y.std()), 1),
         "peer_each": " ".join(f"{v:.0f}" for v in y),
         "ratio": round(float(x.mean() / y.mean()), 2),
+        "last": last,
+        "farl_last_mean": round(float(xl.mean()), 1),
+        "farl_last_std": round(float(xl.std()), 1),
+        "peer_last_mean": round(float(yl.mean()), 1),
+        "peer_last_std": round(float(yl.std()), 1),
+        "last_ratio": round(float(xl.mean() / yl.mean()), 2),
         "farl_wall_s": round(wall_a),
         "peer_wall_s": round(wall_b),
         "farl_commit": commit_a,
@@ -87,6 +103,9 @@ def main() -> None:
     parser.add_argument("--pair", action="append", required=True, help="FARL_LABEL:PEER_LABEL")
     parser.add_argument("--name", required=True, help="the table's file name stem")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--last", type=int, default=5, help="evaluations per seed in the recent mean (default 5)"
+    )
     args = parser.parse_args()
     stamp = run_stamp("benchmarks/peer_table.py")
     rows = []
@@ -94,21 +113,25 @@ def main() -> None:
         ours, sep, theirs = pair.partition(":")
         if not sep:
             raise SystemExit(f"--pair {pair!r}: expected FARL_LABEL:PEER_LABEL")
-        rows.append(compare(args.out, ours, theirs))
+        rows.append(compare(args.out, ours, theirs, args.last))
     path = args.out / f"{args.name}.csv"
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*rows[0], "command"])
         writer.writeheader()
         writer.writerows({**row, "command": stamp["command"]} for row in rows)
+    recent = f"last {args.last} evaluations farl / peer (ratio)"
     print("| farl | peer | steps | farl mean ± std (seeds) | peer mean ± std (seeds) | ratio "
-          "| wall per run farl / peer |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|")
+          f"| {recent} | wall per run farl / peer |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
             f"| {r['farl']} | {r['peer']} | {r['step']:,} "
             f"| {r['farl_mean']:.0f} ± {r['farl_std']:.0f} ({r['farl_each']}) "
             f"| {r['peer_mean']:.0f} ± {r['peer_std']:.0f} ({r['peer_each']}) "
-            f"| {r['ratio']:.2f} | {r['farl_wall_s'] / 60:.0f} / {r['peer_wall_s'] / 60:.0f} min |"
+            f"| {r['ratio']:.2f} "
+            f"| {r['farl_last_mean']:.0f} ± {r['farl_last_std']:.0f} / "
+            f"{r['peer_last_mean']:.0f} ± {r['peer_last_std']:.0f} ({r['last_ratio']:.2f}) "
+            f"| {r['farl_wall_s'] / 60:.0f} / {r['peer_wall_s'] / 60:.0f} min |"
         )
     print(f"saved {shown(path)} and {len(rows)} PNG(s)")
 
