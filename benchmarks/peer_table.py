@@ -51,6 +51,16 @@ def recent_mean(c: Curves, step: int, last: int) -> np.ndarray:
     return np.nanmean(c.returns[:, max(0, j - last + 1) : j + 1], axis=1)
 
 
+def spread(values: np.ndarray) -> tuple[float, float]:
+    """Mean and standard deviation over seeds, rounded for the table."""
+    return round(float(values.mean()), 1), round(float(values.std()), 1)
+
+
+def pm(row: dict[str, Any], key: str) -> str:
+    """``mean ± std`` of a row's ``<key>_mean`` and ``<key>_std``, for the printed table."""
+    return f"{row[key + '_mean']:.0f} ± {row[key + '_std']:.0f}"
+
+
 def source_info(out: Path, label: str) -> tuple[float, str]:
     """Mean wall seconds per seed and the commit that made ``label``'s results."""
     walls, commits = [], set()
@@ -70,24 +80,26 @@ def compare(out: Path, ours: str, theirs: str, last: int) -> dict[str, Any]:
     png = out / f"{ours}-vs-{theirs}.png"
     curve_plot([(f"farl {ours}", a), (f"SB3 {theirs}", b)], png, f"{ours} vs {theirs}")
     (wall_a, commit_a), (wall_b, commit_b) = source_info(out, ours), source_info(out, theirs)
+    (farl_mean, farl_std), (peer_mean, peer_std) = spread(x), spread(y)
+    (farl_last_mean, farl_last_std), (peer_last_mean, peer_last_std) = spread(xl), spread(yl)
     return {
         "farl": ours,
         "peer": theirs,
         "step": step,
         "farl_seeds": len(x),
-        "farl_mean": round(float(x.mean()), 1),
-        "farl_std": round(float(x.std()), 1),
+        "farl_mean": farl_mean,
+        "farl_std": farl_std,
         "farl_each": " ".join(f"{v:.0f}" for v in x),
         "peer_seeds": len(y),
-        "peer_mean": round(float(y.mean()), 1),
-        "peer_std": round(float(y.std()), 1),
+        "peer_mean": peer_mean,
+        "peer_std": peer_std,
         "peer_each": " ".join(f"{v:.0f}" for v in y),
         "ratio": round(float(x.mean() / y.mean()), 2),
         "last": last,
-        "farl_last_mean": round(float(xl.mean()), 1),
-        "farl_last_std": round(float(xl.std()), 1),
-        "peer_last_mean": round(float(yl.mean()), 1),
-        "peer_last_std": round(float(yl.std()), 1),
+        "farl_last_mean": farl_last_mean,
+        "farl_last_std": farl_last_std,
+        "peer_last_mean": peer_last_mean,
+        "peer_last_std": peer_last_std,
         "last_ratio": round(float(xl.mean() / yl.mean()), 2),
         "farl_wall_s": round(wall_a),
         "peer_wall_s": round(wall_b),
@@ -126,11 +138,9 @@ def main() -> None:
     for r in rows:
         print(
             f"| {r['farl']} | {r['peer']} | {r['step']:,} "
-            f"| {r['farl_mean']:.0f} ± {r['farl_std']:.0f} ({r['farl_each']}) "
-            f"| {r['peer_mean']:.0f} ± {r['peer_std']:.0f} ({r['peer_each']}) "
-            f"| {r['ratio']:.2f} "
-            f"| {r['farl_last_mean']:.0f} ± {r['farl_last_std']:.0f} / "
-            f"{r['peer_last_mean']:.0f} ± {r['peer_last_std']:.0f} ({r['last_ratio']:.2f}) "
+            f"| {pm(r, 'farl')} ({r['farl_each']}) | {pm(r, 'peer')} ({r['peer_each']}) "
+            f"| {r['ratio']:.2f} | {pm(r, 'farl_last')} / {pm(r, 'peer_last')} "
+            f"({r['last_ratio']:.2f}) "
             f"| {r['farl_wall_s'] / 60:.0f} / {r['peer_wall_s'] / 60:.0f} min |"
         )
     print(f"saved {shown(path)} and {len(rows)} PNG(s)")
