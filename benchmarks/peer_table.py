@@ -8,7 +8,9 @@ wall time per run; and, since one deterministic evaluation of a MuJoCo policy sw
 thousands from one to the next, each seed's mean over its last ``--last`` evaluations up to
 that step, with their mean and standard deviation over seeds. Saves ``<farl>-vs-<peer>.png``
 for each pair and ``<name>.csv`` with a row per pair (with the commits of both sources and
-this command); prints a Markdown table.
+this command); prints a Markdown table. A side of a pair may join labels with ``+``
+(``sb3-sac-hopper-300k+sb3-sac-hopper-300k-seed2``) when its seeds ran in different
+sittings under different labels; a seed found twice is an error.
 
     python benchmarks/peer_table.py --name mujoco-fppo \\
         --pair hopper-fppo:sb3-ppo-hopper --pair walker2d-fppo:sb3-ppo-walker2d
@@ -61,19 +63,26 @@ def pm(row: dict[str, Any], key: str) -> str:
     return f"{row[key + '_mean']:.0f} ± {row[key + '_std']:.0f}"
 
 
-def source_info(out: Path, label: str) -> tuple[float, str]:
-    """Mean wall seconds per seed and the commit that made ``label``'s results."""
+def labels(side: str) -> list[str]:
+    """The labels of one side of a pair: ``a`` or ``a+b`` (seeds run in different sittings)."""
+    return side.split("+")
+
+
+def source_info(out: Path, side: str) -> tuple[float, str]:
+    """Mean wall seconds per seed and the commits that made one side's results."""
     walls, commits = [], set()
-    with (out / f"{label}-runs.csv").open(newline="") as f:
-        for row in csv.DictReader(f):
-            walls.append(float(row["wall_s"]))
-            commits.add(row["commit"])
+    for label in labels(side):
+        with (out / f"{label}-runs.csv").open(newline="") as f:
+            for row in csv.DictReader(f):
+                walls.append(float(row["wall_s"]))
+                commits.add(row["commit"])
     return float(np.mean(walls)), " ".join(sorted(commits))
 
 
-def compare(out: Path, ours: str, theirs: str, last: int) -> dict[str, Any]:
+def compare(out: Path, pair: tuple[str, str], last: int) -> dict[str, Any]:
     """One row of the table, and the overlaid PNG."""
-    a, b = read_seed_csv(out / f"{ours}.csv"), read_seed_csv(out / f"{theirs}.csv")
+    ours, theirs = pair
+    a, b = (read_seed_csv(*(out / f"{label}.csv" for label in labels(side))) for side in pair)
     step = common_step(a, b)
     x, y = at_step(a, step), at_step(b, step)
     xl, yl = recent_mean(a, step, last), recent_mean(b, step, last)
@@ -112,7 +121,12 @@ def compare(out: Path, ours: str, theirs: str, last: int) -> dict[str, Any]:
 def main() -> None:
     """Compare every pair, save the PNGs and the table, print it."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pair", action="append", required=True, help="FARL_LABEL:PEER_LABEL")
+    parser.add_argument(
+        "--pair",
+        action="append",
+        required=True,
+        help="FARL_LABEL:PEER_LABEL; a side may join labels with + (seeds from several sittings)",
+    )
     parser.add_argument("--name", required=True, help="the table's file name stem")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
@@ -125,7 +139,7 @@ def main() -> None:
         ours, sep, theirs = pair.partition(":")
         if not sep:
             raise SystemExit(f"--pair {pair!r}: expected FARL_LABEL:PEER_LABEL")
-        rows.append(compare(args.out, ours, theirs, args.last))
+        rows.append(compare(args.out, (ours, theirs), args.last))
     path = args.out / f"{args.name}.csv"
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*rows[0], "command"])

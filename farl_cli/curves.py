@@ -154,19 +154,28 @@ def load_source(source: Path, column: str = "eval_return") -> Curves:
     return Curves.from_runs(find_runs(source), column)
 
 
-def read_seed_csv(path: Path) -> Curves:
-    """Curves from a CSV of every seed's evaluations (``step, seed, eval_return, ...``)."""
+def read_seed_csv(*paths: Path) -> Curves:
+    """Curves from CSVs of every seed's evaluations (``step, seed, eval_return, ...``): one
+    file, or several holding different seeds of one configuration (run in different
+    sittings); a seed in two files is an error, not a silent overwrite."""
     by_seed: dict[int, dict[int, tuple[float, float]]] = {}
-    try:
-        with path.open(newline="") as f:
-            for row in csv.DictReader(f):
-                success = float(row.get("eval_success") or "nan")
-                by_seed.setdefault(int(row["seed"]), {})[int(row["step"])] = (
-                    float(row["eval_return"]),
-                    success,
-                )
-    except (KeyError, ValueError) as exc:
-        raise FarlError(f"{path}: not a learning CSV (step, seed, eval_return): {exc}") from None
+    for path in paths:
+        mine: dict[int, dict[int, tuple[float, float]]] = {}
+        try:
+            with path.open(newline="") as f:
+                for row in csv.DictReader(f):
+                    success = float(row.get("eval_success") or "nan")
+                    mine.setdefault(int(row["seed"]), {})[int(row["step"])] = (
+                        float(row["eval_return"]),
+                        success,
+                    )
+        except (KeyError, ValueError) as exc:
+            raise FarlError(
+                f"{path}: not a learning CSV (step, seed, eval_return): {exc}"
+            ) from None
+        if twice := sorted(set(mine) & set(by_seed)):
+            raise FarlError(f"{path}: seed(s) {twice} already read from an earlier file")
+        by_seed.update(mine)
     return Curves.from_points(by_seed)
 
 

@@ -17,6 +17,7 @@ from farl_cli.curves import (
     find_runs,
     iqm,
     load_source,
+    read_seed_csv,
     source_commit,
     trimmed_mean,
 )
@@ -108,6 +109,20 @@ def test_a_learning_csv_is_a_source_too(tmp_path: Path) -> None:
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n")
     with pytest.raises(FarlError, match="not a learning CSV"):
         load_source(tmp_path / "bad.csv")
+
+
+def test_seeds_from_several_learning_csvs_join_and_a_repeated_seed_is_refused(
+    tmp_path: Path,
+) -> None:
+    first, second = tmp_path / "s01.csv", tmp_path / "s2.csv"
+    first.write_text("step,seed,eval_return\n100,0,1.0\n100,1,2.0\n")
+    second.write_text("step,seed,eval_return\n100,2,6.0\n200,2,7.0\n")
+    curves = read_seed_csv(first, second)
+    assert curves.seeds == [0, 1, 2] and curves.steps == [100, 200]
+    assert curves.returns[:, 0].tolist() == [1.0, 2.0, 6.0]
+    assert np.isnan(curves.returns[0, 1]) and curves.returns[2, 1] == 7.0
+    with pytest.raises(FarlError, match=r"s01.csv: seed\(s\) \[0, 1\] already read"):
+        read_seed_csv(first, second, first)
 
 
 def test_source_commit_is_dirty_for_any_tracked_change_but_results(tmp_path: Path) -> None:
