@@ -28,6 +28,7 @@ from common import RESULTS, run_stamp, shown
 
 from farl_cli.curves import Curves, read_seed_csv
 from farl_cli.curves import plot as curve_plot
+from farl_cli.errors import FarlError
 
 
 def common_step(a: Curves, b: Curves) -> int:
@@ -139,7 +140,12 @@ def main() -> None:
         ours, sep, theirs = pair.partition(":")
         if not sep:
             raise SystemExit(f"--pair {pair!r}: expected FARL_LABEL:PEER_LABEL")
-        rows.append(compare(args.out, (ours, theirs), args.last))
+        try:
+            rows.append(compare(args.out, (ours, theirs), args.last))
+        except FarlError as exc:  # a label's CSV that is not a learning CSV, a seed in two
+            raise SystemExit(f"--pair {pair!r}: {exc}") from None
+        except FileNotFoundError as exc:
+            raise SystemExit(f"--pair {pair!r}: no results file {exc.filename}") from None
     path = args.out / f"{args.name}.csv"
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*rows[0], "command"])
