@@ -64,26 +64,26 @@ def pm(row: dict[str, Any], key: str) -> str:
     return f"{row[key + '_mean']:.0f} ± {row[key + '_std']:.0f}"
 
 
-def labels(side: str) -> list[str]:
-    """The labels of one side of a pair: ``a`` or ``a+b`` (seeds run in different sittings)."""
-    return side.split("+")
+def files(out: Path, side: str, suffix: str) -> list[Path]:
+    """One side's results files: ``<label><suffix>`` for each label of ``a`` or ``a+b``
+    (seeds run in different sittings)."""
+    return [out / f"{label}{suffix}" for label in side.split("+")]
 
 
 def source_info(out: Path, side: str) -> tuple[float, str]:
     """Mean wall seconds per seed and the commits that made one side's results."""
     walls, commits = [], set()
-    for label in labels(side):
-        with (out / f"{label}-runs.csv").open(newline="") as f:
+    for path in files(out, side, "-runs.csv"):
+        with path.open(newline="") as f:
             for row in csv.DictReader(f):
                 walls.append(float(row["wall_s"]))
                 commits.add(row["commit"])
     return float(np.mean(walls)), " ".join(sorted(commits))
 
 
-def compare(out: Path, pair: tuple[str, str], last: int) -> dict[str, Any]:
+def compare(out: Path, ours: str, theirs: str, last: int) -> dict[str, Any]:
     """One row of the table, and the overlaid PNG."""
-    ours, theirs = pair
-    a, b = (read_seed_csv(*(out / f"{label}.csv" for label in labels(side))) for side in pair)
+    a, b = (read_seed_csv(*files(out, side, ".csv")) for side in (ours, theirs))
     step = common_step(a, b)
     x, y = at_step(a, step), at_step(b, step)
     xl, yl = recent_mean(a, step, last), recent_mean(b, step, last)
@@ -141,7 +141,7 @@ def main() -> None:
         if not sep:
             raise SystemExit(f"--pair {pair!r}: expected FARL_LABEL:PEER_LABEL")
         try:
-            rows.append(compare(args.out, (ours, theirs), args.last))
+            rows.append(compare(args.out, ours, theirs, args.last))
         except FarlError as exc:  # a label's CSV that is not a learning CSV, a seed in two
             raise SystemExit(f"--pair {pair!r}: {exc}") from None
         except FileNotFoundError as exc:
