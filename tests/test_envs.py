@@ -30,3 +30,39 @@ def test_environments_come_from_gymnasium_make() -> None:
 def test_an_unknown_name_suggests_the_closest() -> None:
     with pytest.raises(UnknownEnvironmentError, match="Did you mean 'hopper'"):
         make_env("hoper")
+
+
+def test_starting_farl_imports_neither_mujoco_nor_glfw() -> None:
+    # gymnasium's MuJoCo package imports GLFW, whose import runs a probe in a child process
+    # that shares farl's stderr: a farl killed during start-up got that child's traceback.
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, farl_cli.cli, farl_cli.training, farl_cli.envs.wrappers; "
+        "print(sorted(m for m in sys.modules if m.split('.')[-1] in ('mujoco', 'glfw')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_a_mujoco_environment_is_snapshotted_by_its_simulator_state() -> None:
+    import numpy as np
+
+    from farl_cli.envs.wrappers import base_snapshot, restore_base
+
+    env = make_env("hopper")
+    try:
+        env.reset(seed=0)
+        base = env.unwrapped
+        saved = base_snapshot(base)
+        assert saved is not None and set(saved) == {"mujoco"}
+        qpos = base.data.qpos.copy()
+        env.step(env.action_space.sample())
+        assert not np.array_equal(base.data.qpos, qpos)
+        restore_base(base, saved)
+        np.testing.assert_array_equal(base.data.qpos, qpos)
+    finally:
+        env.close()
+    platform = make_env("platform").unwrapped  # declares its own snapshot instead
+    assert set(base_snapshot(platform) or {}) == {"declared"}

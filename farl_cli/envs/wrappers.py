@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
+from types import ModuleType
 from typing import Any, TypeVar
 
 import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
-from gymnasium.envs.mujoco.mujoco_env import MujocoEnv
 from gymnasium.wrappers import RecordEpisodeStatistics, TimeLimit
 
 from farl_cli.errors import FarlError
@@ -166,14 +167,29 @@ def _wrappers(env: gym.Env, kind: type[W]) -> list[W]:
     return out
 
 
+def _mujoco_of(base: gym.Env) -> ModuleType | None:
+    """The ``mujoco`` module when ``base`` simulates with it (a ``model`` and ``data``), else None.
+
+    Looked up, never imported: an environment built on MuJoCo has imported it already, and
+    importing gymnasium's MuJoCo package at start-up would cost every run a quarter second and
+    a GLFW probe in a child process (which, killed with farl, prints a traceback).
+    """
+    mujoco = sys.modules.get("mujoco")
+    if mujoco is None:
+        return None
+    model, data = getattr(base, "model", None), getattr(base, "data", None)
+    if isinstance(model, mujoco.MjModel) and isinstance(data, mujoco.MjData):
+        return mujoco
+    return None
+
+
 def base_snapshot(base: gym.Env) -> dict[str, Any] | None:
     """An environment's own state: what it declares (``snapshot()``), MuJoCo's integration
     state (positions, velocities, actuators, the solver's warm start), or None."""
     if callable(getattr(base, "snapshot", None)) and callable(getattr(base, "restore", None)):
         return {"declared": base.snapshot()}
-    if isinstance(base, MujocoEnv):
-        import mujoco
-
+    mujoco = _mujoco_of(base)
+    if mujoco is not None:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         state = np.empty(mujoco.mj_stateSize(base.model, spec))
         mujoco.mj_getState(base.model, base.data, state, spec)
@@ -185,9 +201,7 @@ def restore_base(base: gym.Env, state: dict[str, Any]) -> None:
     """Inverse of :func:`base_snapshot`."""
     if "declared" in state:
         base.restore(state["declared"])
-    elif "mujoco" in state and isinstance(base, MujocoEnv):
-        import mujoco
-
+    elif "mujoco" in state and (mujoco := _mujoco_of(base)) is not None:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         values = np.ascontiguousarray(state["mujoco"].numpy(), dtype=np.float64)
         if values.shape != (mujoco.mj_stateSize(base.model, spec),):
