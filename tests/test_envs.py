@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import gymnasium as gym
+import numpy as np
 import pytest
 
 from farl_cli.envs import ENV_IDS, PLATFORM_ID, UnknownEnvironmentError, gym_id, make_env
+from farl_cli.envs.wrappers import base_snapshot, restore_base
 
 
 def test_every_name_is_a_registered_gymnasium_id() -> None:
@@ -35,9 +40,6 @@ def test_an_unknown_name_suggests_the_closest() -> None:
 def test_starting_farl_imports_neither_mujoco_nor_glfw() -> None:
     # gymnasium's MuJoCo package imports GLFW, whose import runs a probe in a child process
     # that shares farl's stderr: a farl killed during start-up got that child's traceback.
-    import subprocess
-    import sys
-
     code = (
         "import sys, farl_cli.cli, farl_cli.training, farl_cli.envs.wrappers; "
         "print(sorted(m for m in sys.modules if m.split('.')[-1] in ('mujoco', 'glfw')))"
@@ -47,10 +49,6 @@ def test_starting_farl_imports_neither_mujoco_nor_glfw() -> None:
 
 
 def test_a_mujoco_environment_is_snapshotted_by_its_simulator_state() -> None:
-    import numpy as np
-
-    from farl_cli.envs.wrappers import base_snapshot, restore_base
-
     env = make_env("hopper")
     try:
         env.reset(seed=0)
@@ -64,5 +62,8 @@ def test_a_mujoco_environment_is_snapshotted_by_its_simulator_state() -> None:
         np.testing.assert_array_equal(base.data.qpos, qpos)
     finally:
         env.close()
-    platform = make_env("platform").unwrapped  # declares its own snapshot instead
-    assert set(base_snapshot(platform) or {}) == {"declared"}
+    platform = make_env("platform")  # declares its own snapshot instead
+    try:
+        assert set(base_snapshot(platform.unwrapped) or {}) == {"declared"}
+    finally:
+        platform.close()
