@@ -10,7 +10,8 @@ that step, with their mean and standard deviation over seeds. Saves ``<farl>-vs-
 for each pair and ``<name>.csv`` with a row per pair (with the commits of both sources and
 this command); prints a Markdown table. A side of a pair may join labels with ``+``
 (``sb3-sac-hopper-300k+sb3-sac-hopper-300k-seed2``) when its seeds ran in different
-sittings under different labels; a seed found twice is an error.
+sittings under different labels; a seed found twice is an error. Such a side is named in
+the PNG by what its labels share (``sb3-sac-hopper-300k``).
 
     python benchmarks/peer_table.py --name mujoco-fppo \\
         --pair hopper-fppo:sb3-ppo-hopper --pair walker2d-fppo:sb3-ppo-walker2d
@@ -70,6 +71,20 @@ def files(out: Path, side: str, suffix: str) -> list[Path]:
     return [out / f"{label}{suffix}" for label in side.split("+")]
 
 
+def side_name(side: str) -> str:
+    """A short name for one side: its label, or what joined labels share
+    (``hopper-fsac-300k-seed0+hopper-fsac-300k-seed1`` is ``hopper-fsac-300k``)."""
+    labels = side.split("+")
+    if len(labels) == 1:
+        return side
+    shared = labels[0]
+    for label in labels[1:]:
+        while not label.startswith(shared):
+            shared = shared[:-1]
+    shared = shared.rstrip("-").removesuffix("-seed").rstrip("-")
+    return shared or side
+
+
 def source_info(out: Path, side: str) -> tuple[float, str]:
     """Mean wall seconds per seed and the commits that made one side's results."""
     walls, commits = [], set()
@@ -87,8 +102,9 @@ def compare(out: Path, ours: str, theirs: str, last: int) -> dict[str, Any]:
     step = common_step(a, b)
     x, y = at_step(a, step), at_step(b, step)
     xl, yl = recent_mean(a, step, last), recent_mean(b, step, last)
-    png = out / f"{ours}-vs-{theirs}.png"
-    curve_plot([(f"farl {ours}", a), (f"SB3 {theirs}", b)], png, f"{ours} vs {theirs}")
+    short, peer = side_name(ours), side_name(theirs)
+    png = out / f"{short}-vs-{peer}.png"
+    curve_plot([(f"farl {short}", a), (f"SB3 {peer}", b)], png, f"{short} vs {peer}")
     (wall_a, commit_a), (wall_b, commit_b) = source_info(out, ours), source_info(out, theirs)
     (farl_mean, farl_std), (peer_mean, peer_std) = spread(x), spread(y)
     (farl_last_mean, farl_last_std), (peer_last_mean, peer_last_std) = spread(xl), spread(yl)
