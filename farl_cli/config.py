@@ -119,6 +119,11 @@ class FSACConfig(_Section):
     # Soft critic targets (the paper) or targets without entropy terms ("decoupled"): the
     # temperatures then act on the policy's loss alone and cannot widen the Q-value gaps.
     entropy_in_targets: bool = True
+    # Independent only: each sub-Q regressed on its own target r + gamma V^i(s') (the paper,
+    # eq. 5 per dimension), or "additive": the joint Q is the sum of the sub-Qs, regressed on
+    # one target r + gamma sum_i V^i(s'), so each sub-Q learns its share of the joint value
+    # instead of averaging over whatever the other dimensions did in the replayed actions.
+    critic: Literal["per_dimension", "additive"] = "per_dimension"
     hidden_sizes: HiddenSizes = Field(default_factory=lambda: [256, 256])
     activation: Literal["relu", "tanh"] = "relu"
     buffer_size: Annotated[int, NB, Field(gt=0, le=10_000_000)] = 1_000_000

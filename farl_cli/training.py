@@ -292,12 +292,12 @@ def run(
         try:
             device = resolve_device(cfg.device)
             obs_dim, space = probe_env(preset.env)
+            seed_everything(cfg.seed)
+            agent = make_agent(preset, obs_dim, space, device)  # may refuse the preset
         except BaseException:
             release_run_dir(run_dir)
             raise
         store = open_run(plan)
-        seed_everything(cfg.seed)
-        agent = make_agent(preset, obs_dim, space, device)
         counters = Counters(
             next_eval=cfg.eval_every, next_checkpoint=cfg.checkpoint_every, next_log=cfg.log_every
         )

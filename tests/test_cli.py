@@ -508,6 +508,17 @@ def test_fuzzed_preset_files_and_overrides_never_give_a_traceback(tmp_path: Path
     assert outcomes[0] > 10 and outcomes[2] > 50, outcomes  # both kinds were exercised
 
 
+def test_a_preset_the_agent_refuses_is_one_line_before_anything_is_written(
+    tmp_path: Path,
+) -> None:
+    run_dir = tmp_path / "run"
+    args = ["train", "--preset", "platform-fsac", "--set", "agent.critic=additive"]
+    result = runner.invoke(app, [*args, "--run-dir", str(run_dir)])
+    assert result.exit_code == 2, result.output
+    assert "agent.critic: additive needs an independent factorization" in result.output
+    assert "Traceback" not in result.output and not run_dir.exists()
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA device")
 def test_asking_for_cuda_without_one_is_one_line_before_anything_is_written(
     trained: Path, tmp_path: Path

@@ -12,6 +12,7 @@ from gymnasium import spaces
 
 from farl_cli.agents.fsac import (
     FSACAgent,
+    additive_targets,
     global_temperature_loss,
     intermediate_targets,
     policy_losses,
@@ -25,6 +26,7 @@ from farl_cli.agents.fsac import (
 )
 from farl_cli.config import FSACConfig
 from farl_cli.distributions import IndependentCategorical
+from farl_cli.errors import FarlError
 from farl_cli.spaces import make_codec
 
 SIZES = (2, 3, 4)
@@ -83,6 +85,25 @@ def test_sub_q_targets_policy_and_temperature_losses_against_loops() -> None:
             assert pol[b, i] == pytest.approx(float((p * (ALPHA[i] * lp - q[b, i, :n])).sum()))
             expected = float((p * (-ALPHA[i] * (lp + target_entropy[i]))).sum())
             assert temp[b, i] == pytest.approx(expected)
+
+
+def test_additive_targets_are_the_joint_soft_value_over_every_joint_action() -> None:
+    # Q(s, a) = sum_i Q^i(a^i): the factored policy's soft value, by brute force over all
+    # 2 x 3 x 4 joint actions with each dimension's entropy weighed by its own temperature
+    d, q = dist(6), q_values(7)
+    rewards = torch.tensor([1.0, 0.0, -1.0, 0.5, 2.0], dtype=torch.float64)
+    terminated = torch.tensor([False, True, False, False, True])
+    fast = additive_targets(rewards, terminated, 0.9, soft_values(d.probs, d.log_probs0, q, ALPHA))
+    for b in range(5):
+        probs = [torch.softmax(d.logits[b, i, :n], -1) for i, n in enumerate(SIZES)]
+        value = 0.0
+        for joint in itertools.product(*(range(n) for n in SIZES)):
+            pi = math.prod(float(probs[i][a]) for i, a in enumerate(joint))
+            q_joint = sum(float(q[b, i, a]) for i, a in enumerate(joint))
+            penalty = sum(float(ALPHA[i] * probs[i][a].log()) for i, a in enumerate(joint))
+            value += pi * (q_joint - penalty)
+        done = 1.0 if terminated[b] else 0.0
+        assert fast[b].item() == pytest.approx(float(rewards[b]) + 0.9 * (1 - done) * value)
 
 
 def test_up_q_target_and_global_temperature_loss_against_formulas() -> None:
@@ -188,6 +209,44 @@ def test_independent_critic_loss_against_a_direct_computation(entropy_in_targets
                     expected += float((q - y) ** 2) / 8
         fast, _ = a.independent_critic_loss(obs, acts, batch, nxt)
     assert float(fast) == pytest.approx(expected, rel=1e-5)
+
+
+def test_additive_critic_loss_against_a_direct_computation() -> None:
+    a = agent("independent", sizes=(2, 3, 4), critic="additive")
+    fill(a)
+    with torch.no_grad():
+        a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
+    batch = a.buffer.sample(8)
+    obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
+    alpha = a.log_alpha.exp().detach()
+    with torch.no_grad():
+        expected = 0.0
+        for twin in a.sub_q:
+            for b in range(8):
+                v, q = 0.0, 0.0  # sum_i V^i(s'), sum_i Q^i(s, a^i)
+                for i, n in enumerate((2, 3, 4)):
+                    p = torch.softmax(a.policy.heads(a.policy.torso(nxt[b : b + 1]))[0, i, :n], -1)
+                    qt = torch.min(
+                        a.sub_q_target[0](nxt[b : b + 1])[0, i, :n],
+                        a.sub_q_target[1](nxt[b : b + 1])[0, i, :n],
+                    )
+                    v += float((p * (qt - alpha[i] * p.log())).sum())
+                    q += float(twin(obs[b : b + 1])[0, i, acts[b, i]])
+                y = float(batch["rewards"][b]) + 0.99 * (1 - float(batch["terminated"][b])) * v
+                expected += (q - y) ** 2 / 8
+        fast, _ = a.independent_critic_loss(obs, acts, batch, nxt)
+    assert float(fast) == pytest.approx(expected, rel=1e-5)
+
+
+def test_additive_critic_learns_and_refuses_an_autoregressive_factorization() -> None:
+    a = agent("independent", sizes=(2, 3, 4), critic="additive")
+    fill(a)
+    before = [p.clone() for p in a.sub_q.parameters()]
+    metrics = a.update(a.buffer.sample(8))
+    assert math.isfinite(float(metrics["q_loss"]))
+    assert any(not torch.equal(b, p) for b, p in zip(before, a.sub_q.parameters(), strict=True))
+    with pytest.raises(FarlError, match=r"agent\.critic: additive needs an independent"):
+        agent("autoregressive", critic="additive")
 
 
 def log_probs_head_by_head(a: FSACAgent, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:

@@ -27,6 +27,7 @@ from farl_cli.agents.common import PolicyActor, compiled
 from farl_cli.buffers import ReplayBuffer
 from farl_cli.config import FSACConfig
 from farl_cli.distributions import FactoredDistribution
+from farl_cli.errors import FarlError
 from farl_cli.networks import FactoredPolicy, RunningNorm, SubQNet, UpQNet
 from farl_cli.spaces import FactoredSpace
 
@@ -44,6 +45,12 @@ def soft_values(probs: Tensor, log_probs: Tensor, q: Tensor, alpha: Tensor) -> T
 def sub_q_targets(rewards: Tensor, terminated: Tensor, gamma: float, v_next: Tensor) -> Tensor:
     """Equation 5 with ``Q^i``, ``V^i``: ``r + gamma (1 - done) V^i(s')``, ``[B, k]``."""
     return rewards[:, None] + gamma * (1.0 - terminated.float())[:, None] * v_next
+
+
+def additive_targets(rewards: Tensor, terminated: Tensor, gamma: float, v_next: Tensor) -> Tensor:
+    """Eq. 5 for a joint Q that is the sum of the sub-Qs: ``r + gamma (1 - done) sum_i V^i(s')``,
+    ``[B]``; the sum of eq. 6's soft values is the factored policy's soft value under it."""
+    return sub_q_targets(rewards, terminated, gamma, v_next.sum(-1, keepdim=True))[:, 0]
 
 
 def policy_losses(probs: Tensor, log_probs: Tensor, q: Tensor, alpha: Tensor) -> Tensor:
@@ -186,6 +193,11 @@ class FSACAgent(PolicyActor):
         self.num_envs = num_envs
         self.save_buffer = save_buffer
         self.autoregressive = space.factorization == "autoregressive"
+        if self.autoregressive and cfg.critic == "additive":
+            raise FarlError(
+                "agent.critic: additive needs an independent factorization (env.factorization:"
+                " independent); an autoregressive one learns sub-Q and up-Q values instead"
+            )
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
@@ -313,17 +325,23 @@ class FSACAgent(PolicyActor):
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> tuple[Tensor, list[Tensor]]:
         """Equation 5 with ``Q^i`` and the soft values ``V^i`` of eq. 6, all dimensions at
-        once, summed over the twins; also the twins' outputs ``[B, k, max_n]`` at ``obs``."""
+        once (or, with ``critic: additive``, their sum against one joint target), summed over
+        the twins; also the twins' outputs ``[B, k, max_n]`` at ``obs``."""
+        additive = self.cfg.critic == "additive"
         with torch.no_grad():
             nxt = self.policy(next_obs)
             q_next = twin_min(self._twins(self.sub_q_target, next_obs))
             v_next = soft_values(nxt.probs, nxt.log_probs0, q_next, self.target_alpha())
-            targets = sub_q_targets(batch["rewards"], batch["terminated"], self.cfg.gamma, v_next)
+            targets = (additive_targets if additive else sub_q_targets)(
+                batch["rewards"], batch["terminated"], self.cfg.gamma, v_next
+            )
         index = actions.unsqueeze(-1)
         q_all = self._twins(self.sub_q, obs)
-        q_loss = sum(
-            (q.gather(-1, index).squeeze(-1) - targets).pow(2).mean(0).sum() for q in q_all
-        )
+        taken = [q.gather(-1, index).squeeze(-1) for q in q_all]  # [B, k] per twin
+        if additive:
+            q_loss = sum((q.sum(-1) - targets).pow(2).mean() for q in taken)
+        else:
+            q_loss = sum((q - targets).pow(2).mean(0).sum() for q in taken)
         return q_loss, q_all  # type: ignore[return-value]
 
     def _update_independent(
