@@ -47,9 +47,12 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
         torch.testing.assert_close(y, x, **CLOSE, msg=name)
 
 
-@pytest.mark.parametrize("batched_twins", [False, True])
-def test_compiled_fsac_update_matches_the_eager_one(batched_twins: bool) -> None:
-    eager, compiled = _pair("hopper-fsac", ["agent.hidden_sizes=[32,32]"])
+@pytest.mark.parametrize(
+    ("batched_twins", "critic"),
+    [(False, "per_dimension"), (True, "per_dimension"), (False, "additive")],
+)
+def test_compiled_fsac_update_matches_the_eager_one(batched_twins: bool, critic: str) -> None:
+    eager, compiled = _pair("hopper-fsac", ["agent.hidden_sizes=[32,32]", f"agent.critic={critic}"])
     compiled.batched_twins = batched_twins  # batched is what a GPU runs; the CPU need not
     batch = _replay_batch(eager, 64)
     for _ in range(2):  # the second step starts from weights the first one changed
