@@ -183,9 +183,14 @@ def test_target_networks_move_by_exactly_tau() -> None:
     assert torch.equal(target.weight, source.weight) and not torch.equal(w, source.weight)
 
 
-@pytest.mark.parametrize("entropy_in_targets", [True, False])
-def test_independent_critic_loss_against_a_direct_computation(entropy_in_targets: bool) -> None:
-    a = agent("independent", sizes=(2, 3, 4), entropy_in_targets=entropy_in_targets)
+@pytest.mark.parametrize(
+    ("entropy_in_targets", "critic"),
+    [(True, "per_dimension"), (False, "per_dimension"), (True, "additive")],
+)
+def test_independent_critic_loss_against_a_direct_computation(
+    entropy_in_targets: bool, critic: str
+) -> None:
+    a = agent("independent", sizes=(2, 3, 4), entropy_in_targets=entropy_in_targets, critic=critic)
     fill(a)
     with torch.no_grad():
         a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
@@ -197,43 +202,22 @@ def test_independent_critic_loss_against_a_direct_computation(entropy_in_targets
         expected = 0.0
         for twin in a.sub_q:
             for b in range(8):
+                vs, qs = [], []  # V^i(s') and Q^i(s, a^i) of every dimension
                 for i, n in enumerate((2, 3, 4)):
                     p = torch.softmax(a.policy.heads(a.policy.torso(nxt[b : b + 1]))[0, i, :n], -1)
                     qt = torch.min(
                         a.sub_q_target[0](nxt[b : b + 1])[0, i, :n],
                         a.sub_q_target[1](nxt[b : b + 1])[0, i, :n],
                     )
-                    v = (p * (qt - alpha[i] * p.log())).sum()
-                    y = batch["rewards"][b] + 0.99 * (1 - float(batch["terminated"][b])) * v
-                    q = twin(obs[b : b + 1])[0, i, acts[b, i]]
-                    expected += float((q - y) ** 2) / 8
-        fast, _ = a.independent_critic_loss(obs, acts, batch, nxt)
-    assert float(fast) == pytest.approx(expected, rel=1e-5)
-
-
-def test_additive_critic_loss_against_a_direct_computation() -> None:
-    a = agent("independent", sizes=(2, 3, 4), critic="additive")
-    fill(a)
-    with torch.no_grad():
-        a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
-    batch = a.buffer.sample(8)
-    obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
-    alpha = a.log_alpha.exp().detach()
-    with torch.no_grad():
-        expected = 0.0
-        for twin in a.sub_q:
-            for b in range(8):
-                v, q = 0.0, 0.0  # sum_i V^i(s'), sum_i Q^i(s, a^i)
-                for i, n in enumerate((2, 3, 4)):
-                    p = torch.softmax(a.policy.heads(a.policy.torso(nxt[b : b + 1]))[0, i, :n], -1)
-                    qt = torch.min(
-                        a.sub_q_target[0](nxt[b : b + 1])[0, i, :n],
-                        a.sub_q_target[1](nxt[b : b + 1])[0, i, :n],
-                    )
-                    v += float((p * (qt - alpha[i] * p.log())).sum())
-                    q += float(twin(obs[b : b + 1])[0, i, acts[b, i]])
-                y = float(batch["rewards"][b]) + 0.99 * (1 - float(batch["terminated"][b])) * v
-                expected += (q - y) ** 2 / 8
+                    vs.append(float((p * (qt - alpha[i] * p.log())).sum()))
+                    qs.append(float(twin(obs[b : b + 1])[0, i, acts[b, i]]))
+                reward, done = float(batch["rewards"][b]), float(batch["terminated"][b])
+                if critic == "additive":  # one joint target for the sum of the sub-Qs
+                    y = reward + 0.99 * (1 - done) * sum(vs)
+                    expected += (sum(qs) - y) ** 2 / 8
+                else:  # each sub-Q against its own target
+                    for q, v in zip(qs, vs, strict=True):
+                        expected += (q - (reward + 0.99 * (1 - done) * v)) ** 2 / 8
         fast, _ = a.independent_critic_loss(obs, acts, batch, nxt)
     assert float(fast) == pytest.approx(expected, rel=1e-5)
 
