@@ -58,6 +58,12 @@ def test_paper_hyperparameters_are_in_the_presets() -> None:
     assert isinstance(humanoid, FSACConfig) and humanoid.entropy_target_beta <= 0.1
 
 
+def test_the_additive_critic_is_the_default_only_where_it_was_measured_better() -> None:
+    fsac = {name: load_preset(name).agent for name in preset_names() if name.endswith("-fsac")}
+    additive = {name for name, agent in fsac.items() if getattr(agent, "critic", "") == "additive"}
+    assert additive == {"halfcheetah-fsac"}
+
+
 def write(tmp_path: Path, data: dict, name: str = "bad.yaml") -> Path:
     path = tmp_path / name
     path.write_text(yaml.safe_dump(data))
