@@ -124,6 +124,11 @@ class FSACConfig(_Section):
     # one target r + gamma sum_i V^i(s'), so each sub-Q learns its share of the joint value
     # instead of averaging over whatever the other dimensions did in the replayed actions.
     critic: Literal["per_dimension", "additive"] = "per_dimension"
+    # Additive critic only: the twin minimum in its target taken per dimension (each sub-Q's
+    # soft value the smaller of its twins', then summed) or of the joint soft values (the
+    # smaller of the twins' sums, as continuous SAC takes it of its joint Q). The first sums
+    # k minima, each biased low, and is the more pessimistic.
+    twin_min: Literal["per_dimension", "joint"] = "per_dimension"
     hidden_sizes: HiddenSizes = Field(default_factory=lambda: [256, 256])
     activation: Literal["relu", "tanh"] = "relu"
     buffer_size: Annotated[int, NB, Field(gt=0, le=10_000_000)] = 1_000_000

@@ -184,13 +184,24 @@ def test_target_networks_move_by_exactly_tau() -> None:
 
 
 @pytest.mark.parametrize(
-    ("entropy_in_targets", "critic"),
-    [(True, "per_dimension"), (False, "per_dimension"), (True, "additive")],
+    ("entropy_in_targets", "critic", "twin_min"),
+    [
+        (True, "per_dimension", "per_dimension"),
+        (False, "per_dimension", "per_dimension"),
+        (True, "additive", "per_dimension"),
+        (True, "additive", "joint"),
+    ],
 )
 def test_independent_critic_loss_against_a_direct_computation(
-    entropy_in_targets: bool, critic: str
+    entropy_in_targets: bool, critic: str, twin_min: str
 ) -> None:
-    a = agent("independent", sizes=(2, 3, 4), entropy_in_targets=entropy_in_targets, critic=critic)
+    a = agent(
+        "independent",
+        sizes=(2, 3, 4),
+        entropy_in_targets=entropy_in_targets,
+        critic=critic,
+        twin_min=twin_min,
+    )
     fill(a)
     with torch.no_grad():
         a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
@@ -203,16 +214,21 @@ def test_independent_critic_loss_against_a_direct_computation(
         for twin in a.sub_q:
             for b in range(8):
                 vs, qs = [], []  # V^i(s') and Q^i(s, a^i) of every dimension
+                joint = [0.0, 0.0]  # each target twin's sum_i V^i(s')
                 for i, n in enumerate((2, 3, 4)):
                     p = torch.softmax(a.policy.heads(a.policy.torso(nxt[b : b + 1]))[0, i, :n], -1)
-                    qt = torch.min(
-                        a.sub_q_target[0](nxt[b : b + 1])[0, i, :n],
-                        a.sub_q_target[1](nxt[b : b + 1])[0, i, :n],
-                    )
+                    q0, q1 = (t(nxt[b : b + 1])[0, i, :n] for t in a.sub_q_target)
+                    qt = torch.min(q0, q1)
                     vs.append(float((p * (qt - alpha[i] * p.log())).sum()))
+                    for j, qj in enumerate((q0, q1)):
+                        joint[j] += float((p * (qj - alpha[i] * p.log())).sum())
                     qs.append(float(twin(obs[b : b + 1])[0, i, acts[b, i]]))
                 reward, done = float(batch["rewards"][b]), float(batch["terminated"][b])
-                if critic == "additive":  # one joint target for the sum of the sub-Qs
+                if twin_min == "joint":  # the smaller twin's joint value, not a sum of minima
+                    assert min(joint) >= sum(vs) - 1e-9
+                    y = reward + 0.99 * (1 - done) * min(joint)
+                    expected += (sum(qs) - y) ** 2 / 8
+                elif critic == "additive":  # one joint target for the sum of the sub-Qs
                     y = reward + 0.99 * (1 - done) * sum(vs)
                     expected += (sum(qs) - y) ** 2 / 8
                 else:  # each sub-Q against its own target
@@ -231,6 +247,8 @@ def test_additive_critic_learns_and_refuses_an_autoregressive_factorization() ->
     assert any(not torch.equal(b, p) for b, p in zip(before, a.sub_q.parameters(), strict=True))
     with pytest.raises(FarlError, match=r"agent\.critic: additive needs an independent"):
         agent("autoregressive", critic="additive")
+    with pytest.raises(FarlError, match=r"agent\.twin_min: joint needs agent\.critic: additive"):
+        agent("independent", twin_min="joint")
 
 
 def log_probs_head_by_head(a: FSACAgent, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:

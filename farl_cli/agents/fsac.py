@@ -198,6 +198,11 @@ class FSACAgent(PolicyActor):
                 "agent.critic: additive needs an independent factorization (env.factorization:"
                 " independent); an autoregressive one learns sub-Q and up-Q values instead"
             )
+        if cfg.twin_min == "joint" and cfg.critic != "additive":
+            raise FarlError(
+                "agent.twin_min: joint needs agent.critic: additive; each of the paper's"
+                " sub-Qs is a value of its own, whose twin minimum is taken on its own"
+            )
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
@@ -325,13 +330,22 @@ class FSACAgent(PolicyActor):
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> tuple[Tensor, list[Tensor]]:
         """Equation 5 with ``Q^i`` and the soft values ``V^i`` of eq. 6, all dimensions at
-        once (or, with ``critic: additive``, their sum against one joint target), summed over
-        the twins; also the twins' outputs ``[B, k, max_n]`` at ``obs``."""
+        once (or, with ``critic: additive``, their sum against one joint target, whose twin
+        minimum ``twin_min: joint`` takes of the summed values), summed over the twins; also
+        the twins' outputs ``[B, k, max_n]`` at ``obs``."""
         additive = self.cfg.critic == "additive"
         with torch.no_grad():
             nxt = self.policy(next_obs)
-            q_next = twin_min(self._twins(self.sub_q_target, next_obs))
-            v_next = soft_values(nxt.probs, nxt.log_probs0, q_next, self.target_alpha())
+            q_twins = self._twins(self.sub_q_target, next_obs)
+            if self.cfg.twin_min == "joint":  # each twin's joint soft value, then the smaller
+                v_twins = [
+                    soft_values(nxt.probs, nxt.log_probs0, q, self.target_alpha()).sum(-1)
+                    for q in q_twins
+                ]
+                v_next = twin_min(v_twins)[:, None]
+            else:
+                q_next = twin_min(q_twins)
+                v_next = soft_values(nxt.probs, nxt.log_probs0, q_next, self.target_alpha())
             targets = (additive_targets if additive else sub_q_targets)(
                 batch["rewards"], batch["terminated"], self.cfg.gamma, v_next
             )
