@@ -127,7 +127,8 @@ class FSACConfig(_Section):
     # Additive critic only: the twin minimum in its target taken per dimension (each sub-Q's
     # soft value the smaller of its twins', then summed) or of the joint soft values (the
     # smaller of the twins' sums, as continuous SAC takes it of its joint Q). The first sums
-    # k minima, each biased low, and is the more pessimistic.
+    # k minima, each biased low, and is the more pessimistic; yet on HalfCheetah "joint"
+    # measured worse on every seed (README, "Measured"), so it is not the default.
     twin_min: Literal["per_dimension", "joint"] = "per_dimension"
     hidden_sizes: HiddenSizes = Field(default_factory=lambda: [256, 256])
     activation: Literal["relu", "tanh"] = "relu"

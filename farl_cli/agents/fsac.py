@@ -336,16 +336,15 @@ class FSACAgent(PolicyActor):
         additive = self.cfg.critic == "additive"
         with torch.no_grad():
             nxt = self.policy(next_obs)
-            q_twins = self._twins(self.sub_q_target, next_obs)
+            q_twins, alpha = self._twins(self.sub_q_target, next_obs), self.target_alpha()
             if self.cfg.twin_min == "joint":  # each twin's joint soft value, then the smaller
                 v_twins = [
-                    soft_values(nxt.probs, nxt.log_probs0, q, self.target_alpha()).sum(-1)
+                    soft_values(nxt.probs, nxt.log_probs0, q, alpha).sum(-1, keepdim=True)
                     for q in q_twins
                 ]
-                v_next = twin_min(v_twins)[:, None]
+                v_next = twin_min(v_twins)
             else:
-                q_next = twin_min(q_twins)
-                v_next = soft_values(nxt.probs, nxt.log_probs0, q_next, self.target_alpha())
+                v_next = soft_values(nxt.probs, nxt.log_probs0, twin_min(q_twins), alpha)
             targets = (additive_targets if additive else sub_q_targets)(
                 batch["rewards"], batch["terminated"], self.cfg.gamma, v_next
             )
