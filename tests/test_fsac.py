@@ -211,7 +211,8 @@ def test_independent_critic_loss_against_a_direct_computation(
     alpha = a.log_alpha.exp().detach() * float(entropy_in_targets)
     with torch.no_grad():
         expected = 0.0
-        for twin in a.sub_q:
+        estimates = []  # the first twin's return estimate of each stored action
+        for t, twin in enumerate(a.sub_q):
             for b in range(8):
                 vs, qs = [], []  # V^i(s') and Q^i(s, a^i) of every dimension
                 joint = [0.0, 0.0]  # each target twin's sum_i V^i(s')
@@ -223,6 +224,8 @@ def test_independent_critic_loss_against_a_direct_computation(
                     for j, qj in enumerate((q0, q1)):
                         joint[j] += float((p * (qj - alpha[i] * p.log())).sum())
                     qs.append(float(twin(obs[b : b + 1])[0, i, acts[b, i]]))
+                if t == 0:
+                    estimates.append(sum(qs) if critic == "additive" else sum(qs) / len(qs))
                 reward, done = float(batch["rewards"][b]), float(batch["terminated"][b])
                 if twin_min == "joint":  # the smaller twin's joint value, not a sum of minima
                     assert min(joint) >= sum(vs) - 1e-9
@@ -234,8 +237,9 @@ def test_independent_critic_loss_against_a_direct_computation(
                 else:  # each sub-Q against its own target
                     for q, v in zip(qs, vs, strict=True):
                         expected += (q - (reward + 0.99 * (1 - done) * v)) ** 2 / 8
-        fast, _ = a.independent_critic_loss(obs, acts, batch, nxt)
+        fast, _, estimate = a.independent_critic_loss(obs, acts, batch, nxt)
     assert float(fast) == pytest.approx(expected, rel=1e-5)
+    assert estimate.tolist() == pytest.approx(estimates, rel=1e-5, abs=1e-6)
 
 
 def test_additive_critic_learns_and_refuses_an_autoregressive_factorization() -> None:

@@ -249,7 +249,8 @@ class FSACAgent(PolicyActor):
         self.batched_twins = compile and device.type == "cuda"
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (obs, actions) of explore
         self.metric_names: tuple[str, ...] = (
-            "q_loss", "policy_loss", "alpha", "entropy",
+            "q_loss", *(() if self.autoregressive else ("q_mean",)),
+            "policy_loss", "alpha", "entropy",
             *(("up_q_loss", "consistency_loss", "alpha_global") if self.autoregressive else ()),
             # per head: a temperature that runs away, or a head that collapses, is hidden in
             # the mean and the sum
@@ -328,11 +329,13 @@ class FSACAgent(PolicyActor):
 
     def independent_critic_loss(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
-    ) -> tuple[Tensor, list[Tensor]]:
+    ) -> tuple[Tensor, list[Tensor], Tensor]:
         """Equation 5 with ``Q^i`` and the soft values ``V^i`` of eq. 6, all dimensions at
         once (or, with ``critic: additive``, their sum against one joint target, whose twin
         minimum ``twin_min: joint`` takes of the summed values), summed over the twins; also
-        the twins' outputs ``[B, k, max_n]`` at ``obs``."""
+        the twins' outputs ``[B, k, max_n]`` at ``obs`` and the first twin's estimate of the
+        stored actions' return, ``[B]`` (the summed sub-Qs, or their mean for the paper's
+        critic, whose every sub-Q estimates the whole return)."""
         additive = self.cfg.critic == "additive"
         with torch.no_grad():
             nxt = self.policy(next_obs)
@@ -355,13 +358,14 @@ class FSACAgent(PolicyActor):
             q_loss = sum((q.sum(-1) - targets).pow(2).mean() for q in taken)
         else:
             q_loss = sum((q - targets).pow(2).mean(0).sum() for q in taken)
-        return q_loss, q_all  # type: ignore[return-value]
+        estimate = taken[0].sum(-1) if additive else taken[0].mean(-1)
+        return q_loss, q_all, estimate.detach()  # type: ignore[return-value]
 
     def _update_independent(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> dict[str, Tensor]:
         alpha = self.log_alpha.exp().detach()
-        q_loss, q_all = self.independent_critic_loss(obs, actions, batch, next_obs)
+        q_loss, q_all, q_estimate = self.independent_critic_loss(obs, actions, batch, next_obs)
         self._step(self.critic_optimizer, q_loss)
         # policy: eq. 11 per dimension, against the twin minimum of the same critic pass
         dist = self.policy(obs)
@@ -379,6 +383,8 @@ class FSACAgent(PolicyActor):
         self._step(self.alpha_optimizer, alpha_loss)
         return {
             "q_loss": q_loss.detach(),
+            # a diverging critic: its values running away upwards, or only its errors growing
+            "q_mean": q_estimate.mean(),
             "policy_loss": policy_loss.detach(),
             "alpha": alpha.mean(),
             "entropy": dist.entropy().mean().detach(),
