@@ -265,7 +265,7 @@ def plot(
     ax.set_xlabel("environment steps")
     ax.set_ylabel(ylabel)
     ax.set_title(title + ("\n" if title else "") + "band: 95% bootstrap CI; thin lines: seeds")
-    ax.legend(loc="lower right")
+    ax.legend(loc="best")  # where it covers the fewest curves: a low curve stays visible
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
