@@ -193,8 +193,32 @@ def base_snapshot(base: gym.Env) -> dict[str, Any] | None:
         spec = mujoco.mjtState.mjSTATE_INTEGRATION
         state = np.empty(mujoco.mj_stateSize(base.model, spec))
         mujoco.mj_getState(base.model, base.data, state, spec)
-        return {"mujoco": torch.from_numpy(state)}
+        derived = {name: torch.from_numpy(a.copy()) for name, a in _model_sized(base).items()}
+        return {"mujoco": torch.from_numpy(state), "derived": derived}
     return None
+
+
+def _model_sized(base: gym.Env) -> dict[str, np.ndarray]:
+    """The MuJoCo data's arrays whose sizes the model fixes, by name.
+
+    Beyond the integration state these hold what the last step derived from it (body
+    positions, inertias, velocities, forces), which an environment may read before its next
+    step: Humanoid's reward takes its centre of mass from the body positions of the previous
+    step's kinematics, which recomputing them from the restored state would not give. Arrays
+    sized by the contacts of the moment (the constraint solver's) are left out; the next
+    step recomputes them first.
+    """
+    data, fresh = base.data, type(base.data)(base.model)
+    arrays = {}
+    for name in dir(data):
+        value = None if name.startswith("_") else getattr(data, name, None)
+        if (
+            isinstance(value, np.ndarray)
+            and value.size
+            and value.shape == getattr(fresh, name).shape
+        ):
+            arrays[name] = value
+    return arrays
 
 
 def restore_base(base: gym.Env, state: dict[str, Any]) -> None:
@@ -207,7 +231,17 @@ def restore_base(base: gym.Env, state: dict[str, Any]) -> None:
         if values.shape != (mujoco.mj_stateSize(base.model, spec),):
             raise ValueError("the snapshot's MuJoCo state does not fit this model")
         mujoco.mj_setState(base.model, base.data, values, spec)
-        mujoco.mj_forward(base.model, base.data)
+        derived = state.get("derived")
+        if derived is None:  # snapshots of older farl versions: recompute what they lack
+            mujoco.mj_forward(base.model, base.data)
+            return
+        arrays = _model_sized(base)
+        if set(derived) != set(arrays):
+            raise ValueError("the snapshot's MuJoCo data does not fit this model")
+        for name, saved in derived.items():
+            if saved.shape != arrays[name].shape:
+                raise ValueError(f"the snapshot's MuJoCo {name} does not fit this model")
+            arrays[name][...] = saved.numpy()
     else:
         raise ValueError("this environment cannot restore that snapshot")
 
