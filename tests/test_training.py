@@ -160,6 +160,19 @@ def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
             300,
             500,
         ),
+        (  # independent FSAC on the MuJoCo task whose reward reads derived simulator data
+            "humanoid-fsac",
+            [
+                "agent.hidden_sizes=[32, 32]",
+                "agent.batch_size=32",
+                "agent.learning_starts=100",
+                "train.eval_episodes=1",
+                "train.log_every=100",
+                "train.save_buffer=true",
+            ],
+            300,
+            500,
+        ),
         (
             "hopper-fppo",
             [
