@@ -22,6 +22,14 @@ TINY = [
     "train.checkpoint_every=128",
     "train.log_every=64",
 ]
+# FSAC that learns from its 100th step on, and keeps its replay buffer in checkpoints
+TINY_FSAC = [
+    "agent.hidden_sizes=[32, 32]",
+    "agent.batch_size=32",
+    "agent.learning_starts=100",
+    "train.log_every=100",
+    "train.save_buffer=true",
+]
 
 
 def rows(path: Path) -> list[dict[str, str]]:
@@ -149,27 +157,13 @@ def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
         ("platform-fppo", [*TINY[1:], "env.num_envs=2", "agent.rollout_steps=128"], 300, 640),
         (
             "platform-fsac",
-            [
-                "agent.hidden_sizes=[32, 32]",
-                "agent.batch_size=32",
-                "agent.learning_starts=100",
-                "train.eval_episodes=2",
-                "train.log_every=100",
-                "train.save_buffer=true",
-            ],
+            [*TINY_FSAC, "train.eval_episodes=2"],
             300,
             500,
         ),
         (  # independent FSAC on the MuJoCo task whose reward reads derived simulator data
             "humanoid-fsac",
-            [
-                "agent.hidden_sizes=[32, 32]",
-                "agent.batch_size=32",
-                "agent.learning_starts=100",
-                "train.eval_episodes=1",
-                "train.log_every=100",
-                "train.save_buffer=true",
-            ],
+            [*TINY_FSAC, "train.eval_episodes=1"],
             300,
             500,
         ),
