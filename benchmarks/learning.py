@@ -10,7 +10,8 @@ refill an empty buffer with uniform actions and learn from a different past.
 Writes ``<out>/<label>.csv`` (every seed's evaluations), ``<out>/<label>-summary.csv`` (per
 step: mean, interquartile mean with a 95% bootstrap interval, fraction of seeds solved),
 ``<out>/<label>.png`` and ``<out>/<label>-runs.csv`` (steps and wall time per seed);
-every row records the commit and the command that made it.
+every row records the commit and the command that made it. An interrupted benchmark
+writes them too, up to the step each seed reached (``-runs.csv`` says which).
 
     pip install -e ".[bench,ray]"
     python benchmarks/learning.py --preset platform-fppo --seeds 10 --target 0.99
@@ -53,20 +54,43 @@ def main() -> None:
     label = args.label or args.preset
     sets = [*args.overrides, "train.save_buffer=true"]  # no effect on agents without one
     sweep = plan_sweep(args.preset, args.seeds, [], sets, label, args.out / "runs", args.first_seed)
+    runs = [(t.seed, t.run_dir / "metrics.csv") for t in sweep.trials]
     try:
         status = run_sweep(sweep, num_cpus=args.jobs)
     except KeyboardInterrupt:
-        raise SystemExit("interrupted; the same command continues from the checkpoints") from None
+        save(label, runs, args.out, stamp, args.target)
+        raise SystemExit(
+            "interrupted; the CSVs hold the steps reached (see -runs.csv), and the same "
+            "command continues from the checkpoints"
+        ) from None
     for trial, why in status.failed:
         raise SystemExit(f"seed {trial.seed} failed ({trial.run_dir}): {why}")
-    runs = [(t.seed, t.run_dir / "metrics.csv") for t in sweep.trials]
-    report_curves(label, Curves.from_runs(runs), args.out, stamp, args.target)
-    walls = Curves.from_runs(runs, "wall_time")  # cumulative over resumed sittings
+    save(label, runs, args.out, stamp, args.target)
+
+
+def save(
+    label: str,
+    runs: list[tuple[int, Path]],
+    out: Path,
+    stamp: dict[str, str],
+    target: float | None,
+) -> None:
+    """Write the label's CSVs and PNG from the seeds' logs, as far as each has evaluated."""
+    started = [(seed, path) for seed, path in runs if path.exists()]
+    curves = Curves.from_runs(started)
+    evaluated = [
+        s for s, row in zip(curves.seeds, curves.returns, strict=True) if np.isfinite(row).any()
+    ]
+    if not evaluated:
+        return  # interrupted before any evaluation: nothing to report yet
+    started = [(seed, path) for seed, path in started if seed in evaluated]
+    report_curves(label, Curves.from_runs(started), out, stamp, target)
+    walls = Curves.from_runs(started, "wall_time")  # cumulative over resumed sittings
     ends = []
     for seed, row in zip(walls.seeds, walls.returns, strict=True):
         last = int(np.flatnonzero(np.isfinite(row))[-1])
         ends.append((seed, walls.steps[last], float(row[last])))
-    write_runs(label, ends, args.out, stamp)
+    write_runs(label, ends, out, stamp)
 
 
 if __name__ == "__main__":
