@@ -9,9 +9,10 @@ preset's schedule (``train.eval_every``, ``train.eval_episodes``).
 Each seed is a Ray task that keeps its state in ``<out>/runs/<label>/seed<k>/``: weights,
 optimizers, step count, the replay buffer (SAC) or the observation statistics (PPO), its
 evaluations and its wall time, saved every ``train.checkpoint_every`` steps and when stopped
-(Ctrl-C or SIGTERM). The same command continues an interrupted benchmark; a resumed seed
-starts a fresh episode and, for PPO, a fresh rollout, and is still one run. Nothing is
-unpickled: tensors load with ``weights_only`` and arrays without pickle.
+(Ctrl-C or SIGTERM), when the CSVs below are written up to the steps reached. The same
+command continues an interrupted benchmark; a resumed seed starts a fresh episode and, for
+PPO, a fresh rollout, and is still one run. Nothing is unpickled: tensors load with
+``weights_only`` and arrays without pickle.
 
 Writes ``<label>.csv`` (every seed's evaluations), ``<label>-summary.csv``, ``<label>.png``
 (as ``learning.py`` does) and ``<label>-runs.csv`` (steps and wall time per seed), each row
@@ -106,16 +107,22 @@ def save_state(directory: Path, model: Any, progress: dict[str, Any]) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def state_of(directory: Path) -> Path | None:
+    """The seed's saved state directory, or None if it has none yet."""
+    for state in (directory / "state", directory / "state.old"):  # .old: a crash mid-swap
+        if state.exists():
+            return state
+    return None
+
+
 def load_state(directory: Path, model: Any) -> dict[str, Any] | None:
     """Restore a saved seed into a freshly built ``model``; its progress, or None if new."""
     import torch
     from stable_baselines3.common.vec_env import VecNormalize
 
-    state = directory / "state"
-    if not state.exists():
-        state = directory / "state.old"  # a crash between the two renames of save_state
-        if not state.exists():
-            return None
+    state = state_of(directory)
+    if state is None:
+        return None
     tensors = torch.load(state / "model.pt", weights_only=True)
     model.policy.load_state_dict(tensors["policy"])
     for name, opt in optimizers(model).items():
@@ -206,6 +213,33 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
             "finished": finished}  # fmt: skip
 
 
+def saved_results(jobs: list[SeedJob]) -> list[dict[str, Any]]:
+    """What each seed's saved state holds, as :func:`run_seed` returns it; new seeds left out."""
+    import torch
+
+    results = []
+    for job in jobs:
+        state = state_of(Path(job.directory))
+        if state is None:
+            continue
+        progress = json.loads((state / "progress.json").read_text())
+        steps = int(torch.load(state / "model.pt", weights_only=True)["num_timesteps"])
+        results.append({"seed": job.seed, "curve": progress["curve"], "steps": steps,
+                        "wall": progress["wall"], "finished": steps >= job.steps})  # fmt: skip
+    return results
+
+
+def save(label: str, results: list[dict[str, Any]], out: Path, stamp: dict[str, str]) -> None:
+    """Write the label's CSVs and PNG from the seeds' curves, as far as each has evaluated."""
+    evaluated = sorted((r for r in results if r["curve"]), key=lambda r: r["seed"])
+    if not evaluated:
+        print("no seed has evaluated yet: nothing to save")
+        return
+    points = {r["seed"]: {int(s): (v, np.nan) for s, v in r["curve"]} for r in evaluated}
+    report_curves(label, Curves.from_points(points), out, stamp)
+    write_runs(label, [(r["seed"], r["steps"], r["wall"]) for r in evaluated], out, stamp)
+
+
 def main() -> None:
     """Run or continue the seeds, save the CSVs and the PNG, print the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -230,16 +264,19 @@ def main() -> None:
     jobs = [
         SeedJob(args.preset, tuple(args.overrides), s, steps, str(runs / f"seed{s}")) for s in seeds
     ]
+    partial = (
+        "the CSVs hold the steps reached (see -runs.csv), and the same command continues "
+        "from the saved state"
+    )
     try:
-        results = sorted(on_ray(run_seed, jobs, args.jobs), key=lambda r: r["seed"])
+        results = on_ray(run_seed, jobs, args.jobs)
     except KeyboardInterrupt:
-        raise SystemExit("interrupted; the same command continues from the saved state") from None
+        save(label, saved_results(jobs), args.out, stamp)
+        raise SystemExit(f"interrupted; {partial}") from None
+    save(label, results, args.out, stamp)
     unfinished = [r["seed"] for r in results if not r["finished"]]
     if unfinished:
-        raise SystemExit(f"seeds {unfinished} stopped early; the same command continues them")
-    points = {r["seed"]: {int(s): (v, np.nan) for s, v in r["curve"]} for r in results}
-    report_curves(label, Curves.from_points(points), args.out, stamp)
-    write_runs(label, [(r["seed"], r["steps"], r["wall"]) for r in results], args.out, stamp)
+        raise SystemExit(f"seeds {unfinished} stopped early; {partial}")
 
 
 if __name__ == "__main__":
