@@ -13,6 +13,7 @@ import contextlib
 import csv
 import json
 import os
+import platform
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -47,6 +48,28 @@ FIXED_ON_RESUME = (
 
 class RunError(FarlError):
     """A run directory or resume request that cannot be honoured."""
+
+
+def machine() -> dict[str, str]:
+    """What a run's floating-point results depend on beyond its seed: the CPU and torch.
+
+    A seeded run repeats itself to the last digit on one machine, but CPUs whose kernels
+    round matrix products differently (AVX2 against AVX-512, say) drift apart after the
+    first gradient steps, so ``run.json`` records where each sitting ran.
+    """
+    import torch
+
+    model = platform.processor() or platform.machine()
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return {
+        "cpu": model,
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+    }
 
 
 def _stamp() -> str:
@@ -354,7 +377,7 @@ def open_run(plan: RunPlan) -> CheckpointStore:
     try:
         (plan.run_dir / "preset.yaml").write_text(plan.preset.to_yaml(), encoding="utf-8")
         record_path = plan.run_dir / "run.json"
-        record: dict[str, Any] = {"created": _stamp(), "resumes": []}
+        record: dict[str, Any] = {"created": _stamp(), "machine": machine(), "resumes": []}
         if record_path.exists():
             with contextlib.suppress(ValueError):
                 record = {**record, **json.loads(record_path.read_text(encoding="utf-8"))}
@@ -362,7 +385,12 @@ def open_run(plan: RunPlan) -> CheckpointStore:
             record["parent"] = {"checkpoint": str(plan.parent), "step": plan.start_step}
         if plan.resume is not None:
             record["resumes"].append(
-                {"at": _stamp(), "step": plan.start_step, "overrides": plan.overrides}
+                {
+                    "at": _stamp(),
+                    "step": plan.start_step,
+                    "overrides": plan.overrides,
+                    "machine": machine(),
+                }
             )
         elif plan.overrides:
             record["overrides"] = plan.overrides

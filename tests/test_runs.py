@@ -12,7 +12,7 @@ import torch
 
 from farl_cli.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from farl_cli.config import load_preset
-from farl_cli.runs import RunError, make_run_dir, newest_checkpoint, plan_resume
+from farl_cli.runs import RunError, machine, make_run_dir, newest_checkpoint, plan_resume
 from farl_cli.training import resume, train
 
 TINY = [
@@ -136,7 +136,9 @@ def test_resume_records_the_overrides_it_allows(finished: Path, tmp_path: Path) 
         "at": record["resumes"][-1]["at"],
         "step": 256,
         "overrides": sets,
+        "machine": machine(),
     }
+    assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 def test_an_unwritable_run_directory_is_one_error(tmp_path: Path) -> None:
