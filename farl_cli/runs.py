@@ -377,10 +377,11 @@ def open_run(plan: RunPlan) -> CheckpointStore:
     try:
         (plan.run_dir / "preset.yaml").write_text(plan.preset.to_yaml(), encoding="utf-8")
         record_path = plan.run_dir / "run.json"
-        record: dict[str, Any] = {"created": _stamp(), "machine": machine(), "resumes": []}
-        if record_path.exists():
+        fresh: dict[str, Any] = {"created": _stamp(), "resumes": []}
+        record = {**fresh, "machine": machine()}
+        if record_path.exists():  # a run from before machines were recorded stays without one
             with contextlib.suppress(ValueError):
-                record = {**record, **json.loads(record_path.read_text(encoding="utf-8"))}
+                record = {**fresh, **json.loads(record_path.read_text(encoding="utf-8"))}
         if plan.parent is not None:
             record["parent"] = {"checkpoint": str(plan.parent), "step": plan.start_step}
         if plan.resume is not None:
