@@ -19,6 +19,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from farl_cli.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from farl_cli.config import (
     Preset,
@@ -57,8 +59,6 @@ def machine() -> dict[str, str]:
     round matrix products differently (AVX2 against AVX-512, say) drift apart after the
     first gradient steps, so ``run.json`` records where each sitting ran.
     """
-    import torch
-
     model = platform.processor() or platform.machine()
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
@@ -377,11 +377,13 @@ def open_run(plan: RunPlan) -> CheckpointStore:
     try:
         (plan.run_dir / "preset.yaml").write_text(plan.preset.to_yaml(), encoding="utf-8")
         record_path = plan.run_dir / "run.json"
-        fresh: dict[str, Any] = {"created": _stamp(), "resumes": []}
-        record = {**fresh, "machine": machine()}
+        here = machine()
+        record: dict[str, Any] = {"created": _stamp(), "resumes": []}
         if record_path.exists():  # a run from before machines were recorded stays without one
             with contextlib.suppress(ValueError):
-                record = {**fresh, **json.loads(record_path.read_text(encoding="utf-8"))}
+                record = {**record, **json.loads(record_path.read_text(encoding="utf-8"))}
+        else:
+            record["machine"] = here
         if plan.parent is not None:
             record["parent"] = {"checkpoint": str(plan.parent), "step": plan.start_step}
         if plan.resume is not None:
@@ -390,7 +392,7 @@ def open_run(plan: RunPlan) -> CheckpointStore:
                     "at": _stamp(),
                     "step": plan.start_step,
                     "overrides": plan.overrides,
-                    "machine": machine(),
+                    "machine": here,
                 }
             )
         elif plan.overrides:
