@@ -17,6 +17,7 @@ from farl_cli.config import FPPOConfig, FSACConfig, Preset, load_preset
 from farl_cli.curves import Curves, source_commit
 from farl_cli.curves import plot as curve_plot
 from farl_cli.networks import ACTIVATIONS
+from farl_cli.runs import machine
 from farl_cli.training import train
 
 RESULTS = Path(__file__).parent / "results"
@@ -179,11 +180,20 @@ def write_runs(
 
 
 def run_stamp(script: str) -> dict[str, str]:
-    """The commit and the exact command of this benchmark, taken before it runs anything."""
+    """The commit, the exact command and the machine of this benchmark, taken before it runs.
+
+    The machine (CPU, torch's CPU kernels, torch version) tells whether two results are seeds
+    paired bit for bit: the same seed drifts apart on a CPU that rounds differently.
+    """
     import shlex
     import sys
 
-    return {"commit": source_commit(), "command": shlex.join(["python", script, *sys.argv[1:]])}
+    where = machine()
+    return {
+        "commit": source_commit(),
+        "command": shlex.join(["python", script, *sys.argv[1:]]),
+        "machine": f"{where['cpu']} {where['cpu_capability']} torch {where['torch']}",
+    }
 
 
 def report_curves(
@@ -191,8 +201,8 @@ def report_curves(
 ) -> None:
     """Save every seed's evaluations, the per-step summary and the PNG; print the summary.
 
-    Every CSV row carries ``stamp``: the commit and the command that produced it, taken
-    when the benchmark started (see :func:`run_stamp`).
+    Every CSV row carries ``stamp``: the commit, the command and the machine that produced
+    it, taken when the benchmark started (see :func:`run_stamp`).
     """
     command = stamp["command"]
     out.mkdir(parents=True, exist_ok=True)

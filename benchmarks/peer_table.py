@@ -85,15 +85,19 @@ def side_name(side: str) -> str:
     return shared or side
 
 
-def source_info(out: Path, side: str) -> tuple[float, str]:
-    """Mean wall seconds per seed and the commits that made one side's results."""
-    walls, commits = [], set()
+def source_info(out: Path, side: str) -> tuple[float, str, str]:
+    """Mean wall seconds per seed, and the commits and machines that made one side's results.
+
+    A file written before benchmarks recorded their machine counts as ``unrecorded``.
+    """
+    walls, commits, machines = [], set(), set()
     for path in files(out, side, "-runs.csv"):
         with path.open(newline="") as f:
             for row in csv.DictReader(f):
                 walls.append(float(row["wall_s"]))
                 commits.add(row["commit"])
-    return float(np.mean(walls)), " ".join(sorted(commits))
+                machines.add(row.get("machine") or "unrecorded")
+    return float(np.mean(walls)), " ".join(sorted(commits)), "; ".join(sorted(machines))
 
 
 def compare(out: Path, ours: str, theirs: str, last: int) -> dict[str, Any]:
@@ -105,7 +109,10 @@ def compare(out: Path, ours: str, theirs: str, last: int) -> dict[str, Any]:
     short, peer = side_name(ours), side_name(theirs)
     png = out / f"{short}-vs-{peer}.png"
     curve_plot([(f"farl {short}", a), (f"SB3 {peer}", b)], png, f"{short} vs {peer}")
-    (wall_a, commit_a), (wall_b, commit_b) = source_info(out, ours), source_info(out, theirs)
+    (wall_a, commit_a, where_a), (wall_b, commit_b, where_b) = (
+        source_info(out, ours),
+        source_info(out, theirs),
+    )
     (farl_mean, farl_std), (peer_mean, peer_std) = spread(x), spread(y)
     (farl_last_mean, farl_last_std), (peer_last_mean, peer_last_std) = spread(xl), spread(yl)
     return {
@@ -131,6 +138,8 @@ def compare(out: Path, ours: str, theirs: str, last: int) -> dict[str, Any]:
         "peer_wall_s": round(wall_b),
         "farl_commit": commit_a,
         "peer_commit": commit_b,
+        "farl_machines": where_a,
+        "peer_machines": where_b,
         "png": png.name,
     }
 
