@@ -4,7 +4,8 @@ Each seed is a full farl run (deterministic evaluation every ``train.eval_every`
 ``train.eval_episodes`` episodes); the seeds are a ``farl sweep`` on Ray in
 ``<out>/runs/<label>/``, so running the same command again continues an interrupted
 benchmark (Ctrl-C or SIGTERM): finished seeds are kept, interrupted ones resume from their
-newest checkpoint. Checkpoints keep the replay buffer (``train.save_buffer``), so a resumed
+newest checkpoint; with a larger ``train.total_steps`` it continues finished seeds to the
+new budget. Checkpoints keep the replay buffer (``train.save_buffer``), so a resumed
 seed learns exactly as an uninterrupted one would; without it, a resumed FSAC seed would
 refill an empty buffer with uniform actions and learn from a different past.
 Writes ``<out>/<label>.csv`` (every seed's evaluations), ``<out>/<label>-summary.csv`` (per

@@ -235,11 +235,19 @@ def claim_sweep_dir(directory: Path, spec: dict[str, Any]) -> None:
             existing = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             existing = None
-        if not isinstance(existing, dict) or {k: existing.get(k) for k in spec} != spec:
+        if not isinstance(existing, dict) or _without_budget(existing) != _without_budget(spec):
             raise SweepError(
                 f"{directory} holds another sweep (its preset, --set or --grid differ); "
                 "give --name to start a new one"
             ) from None
+        before, after = _budget(existing), _budget(spec)
+        if before is None or after is None or after < before:
+            raise SweepError(
+                f"{directory} holds this sweep with train.total_steps={before}; give at least "
+                "that budget to continue it, or --name to start a new one"
+            ) from None
+        if after > before:  # a larger budget: its runs continue from where they ended
+            _rewrite_record(record, spec)
         return
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -247,6 +255,33 @@ def claim_sweep_dir(directory: Path, spec: dict[str, Any]) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         json.dump(spec, f, indent=2)
         f.write("\n")
+
+
+def _rewrite_record(record: Path, spec: dict[str, Any]) -> None:
+    tmp = record.with_name(f".{record.name}.tmp")
+    try:
+        tmp.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, record)  # atomic: a reader sees the old budget or the new one
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SweepError(f"cannot update {record}: {reason}") from None
+
+
+def _budget(spec: dict[str, Any]) -> int | None:
+    """The sweep's ``train.total_steps``, or None if its record lacks one."""
+    with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
+        return int(spec["preset"]["train"]["total_steps"])
+    return None
+
+
+def _without_budget(spec: dict[str, Any]) -> dict[str, Any]:
+    """The sweep's record with its budget left out, to recognise it under a larger one."""
+    spec = json.loads(json.dumps(spec))
+    with contextlib.suppress(AttributeError, KeyError, TypeError):
+        del spec["preset"]["train"]["total_steps"]
+    if isinstance(spec.get("sets"), list):
+        spec["sets"] = [s for s in spec["sets"] if not str(s).startswith("train.total_steps=")]
+    return {k: spec.get(k) for k in ("preset", "grid", "command_preset", "sets")}
 
 
 # ---------------------------------------------------------------------- running it
@@ -266,8 +301,9 @@ def run_trial(preset_data: dict[str, Any], run_dir: str, threads: int, tracker: 
         tracker.update.remote(run_dir, step, row.get("eval_return"))
 
     newest = newest_checkpoint(path)
-    if newest is not None:  # an interrupted trial: continue it in place
-        result = resume(newest, on_progress=report)
+    if newest is not None:  # interrupted, or done under a smaller budget: continue in place
+        budget = f"train.total_steps={preset_data['train']['total_steps']}"
+        result = resume(newest, overrides=[budget], on_progress=report)
     else:
         if path.exists():  # started, but stopped before its first checkpoint: start again
             shutil.rmtree(path)

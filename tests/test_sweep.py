@@ -229,6 +229,34 @@ def test_a_continued_sweep_resumes_interrupted_trials_and_keeps_finished_ones(
 
 
 @pytest.mark.usefixtures("local_ray")
+def test_a_larger_budget_continues_finished_trials_and_a_smaller_one_is_refused(
+    tmp_path: Path,
+) -> None:
+    sweep = plan_sweep("platform-fppo", 1, [], TINY, root=tmp_path)
+    assert len(run_sweep(sweep).done) == 1
+    (trial,) = sweep.trials
+    before = _metrics_rows(trial.run_dir)
+
+    longer = plan_sweep("platform-fppo", 1, [], [*TINY, "train.total_steps=1536"], root=tmp_path)
+    (extended,) = longer.trials
+    assert extended.run_dir == trial.run_dir and extended.state() == "partial"
+    assert len(run_sweep(longer).done) == 1 and extended.state() == "done"
+    rows = _metrics_rows(trial.run_dir)
+    assert rows[: len(before)] == before  # the first 1,024 steps are kept, not redone
+    steps = [int(r["step"]) for r in rows]
+    assert steps == sorted(set(steps)) and steps[-1] == 1536
+    record = json.loads((trial.run_dir / "run.json").read_text())
+    assert [r["step"] for r in record["resumes"]] == [1024]
+    saved = json.loads((tmp_path / "platform-fppo" / "sweep.json").read_text())
+    assert saved["preset"]["train"]["total_steps"] == 1536
+
+    with pytest.raises(SweepError, match=r"train\.total_steps=1536; give at least"):
+        plan_sweep("platform-fppo", 1, [], TINY, root=tmp_path)
+    with pytest.raises(SweepError, match="holds another sweep"):
+        plan_sweep("platform-fppo", 1, [], [*TINY, "agent.entropy_coef=0.1"], root=tmp_path)
+
+
+@pytest.mark.usefixtures("local_ray")
 def test_a_failing_trial_is_reported_and_the_others_finish(tmp_path: Path) -> None:
     sweep = plan_sweep("platform-fppo", 2, [], TINY, root=tmp_path)
     broken = sweep.trials[1]
