@@ -235,7 +235,9 @@ def claim_sweep_dir(directory: Path, spec: dict[str, Any]) -> None:
             existing = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             existing = None
-        if not isinstance(existing, dict) or _without_budget(existing) != _without_budget(spec):
+        wanted = _without_budget(spec)
+        held = _without_budget(existing) if isinstance(existing, dict) else {}
+        if not isinstance(existing, dict) or {k: held.get(k) for k in wanted} != wanted:
             raise SweepError(
                 f"{directory} holds another sweep (its preset, --set or --grid differ); "
                 "give --name to start a new one"
@@ -253,14 +255,17 @@ def claim_sweep_dir(directory: Path, spec: dict[str, Any]) -> None:
         reason = exc.strerror or type(exc).__name__
         raise SweepError(f"cannot create the sweep directory {directory}: {reason}") from None
     with os.fdopen(fd, "w", encoding="utf-8") as f:
-        json.dump(spec, f, indent=2)
-        f.write("\n")
+        f.write(_record_text(spec))
+
+
+def _record_text(spec: dict[str, Any]) -> str:
+    return json.dumps(spec, indent=2) + "\n"
 
 
 def _rewrite_record(record: Path, spec: dict[str, Any]) -> None:
     tmp = record.with_name(f".{record.name}.tmp")
     try:
-        tmp.write_text(json.dumps(spec, indent=2) + "\n", encoding="utf-8")
+        tmp.write_text(_record_text(spec), encoding="utf-8")
         os.replace(tmp, record)  # atomic: a reader sees the old budget or the new one
     except OSError as exc:
         reason = exc.strerror or type(exc).__name__
@@ -276,12 +281,12 @@ def _budget(spec: dict[str, Any]) -> int | None:
 
 def _without_budget(spec: dict[str, Any]) -> dict[str, Any]:
     """The sweep's record with its budget left out, to recognise it under a larger one."""
-    spec = json.loads(json.dumps(spec))
+    spec = json.loads(json.dumps(spec))  # a deep copy
     with contextlib.suppress(AttributeError, KeyError, TypeError):
         del spec["preset"]["train"]["total_steps"]
     if isinstance(spec.get("sets"), list):
         spec["sets"] = [s for s in spec["sets"] if not str(s).startswith("train.total_steps=")]
-    return {k: spec.get(k) for k in ("preset", "grid", "command_preset", "sets")}
+    return spec
 
 
 # ---------------------------------------------------------------------- running it
