@@ -72,17 +72,23 @@ def files(out: Path, side: str, suffix: str) -> list[Path]:
 
 
 def side_name(side: str) -> str:
-    """A short name for one side: its label, or what joined labels share
-    (``hopper-fsac-300k-seed0+hopper-fsac-300k-seed1`` is ``hopper-fsac-300k``)."""
+    """A short name for one side: its label, or what joined labels share at both ends
+    (``hopper-fsac-300k-seed0+hopper-fsac-300k-seed1`` is ``hopper-fsac-300k``,
+    ``w-300k-seed0-xeon+w-300k-seed1-xeon`` is ``w-300k-xeon``, not the name of ``w-300k``)."""
     labels = side.split("+")
     if len(labels) == 1:
         return side
-    shared = labels[0]
+    shared, tail = labels[0], labels[0]
     for label in labels[1:]:
         while not label.startswith(shared):
             shared = shared[:-1]
+        while not label.endswith(tail):
+            tail = tail[1:]
+    tail = tail[tail.index("-") :] if "-" in tail else ""  # whole words only: seed10, seed20
+    if len(shared) + len(tail) > min(map(len, labels)):
+        tail = ""  # the two ends overlap: labels that differ only inside a word
     shared = shared.rstrip("-").removesuffix("-seed").rstrip("-")
-    return shared or side
+    return (shared + tail) or side
 
 
 def source_info(out: Path, side: str) -> tuple[float, str, str]:
