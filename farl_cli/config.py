@@ -138,6 +138,11 @@ class FSACConfig(_Section):
     update_every: Annotated[int, NB, Field(gt=0, le=1_000_000)] = 1
     gradient_steps: Annotated[int, NB, Field(gt=0, le=1000)] = 1
     normalize_observations: bool = False
+    # Not in the paper: clip the critics' gradient to this norm before each step (None: no
+    # clipping). A candidate against the critic blow-ups seen on HalfCheetah, where the loss
+    # jumps a hundredfold and the cheetah flips; metrics.csv logs the unclipped norm
+    # (q_grad_norm) to choose it from.
+    critic_max_grad_norm: PositiveFloat | None = None
 
 
 AgentConfig = Annotated[FPPOConfig | FSACConfig, Field(discriminator="algo")]

@@ -25,8 +25,10 @@ class MetricsWriter:
 
     def __init__(self, path: Path, columns: list[str], tensorboard_dir: Path | None) -> None:
         self.path = path
-        self.columns = columns
         new = not path.exists() or path.stat().st_size == 0
+        if not new:
+            columns = _widen(path, columns)
+        self.columns = columns
         self._file = path.open("a", newline="", encoding="utf-8")
         self._csv = csv.DictWriter(self._file, fieldnames=columns, extrasaction="ignore")
         if new:
@@ -60,6 +62,29 @@ class MetricsWriter:
         self._file.close()
         if self._tb is not None:
             self._tb.close()
+
+
+def _widen(path: Path, columns: list[str]) -> list[str]:
+    """The columns of an existing metrics file, widened to ``columns`` if it lacks some.
+
+    A run resumed by code that logs new metrics rewrites its file under the wider header
+    (the new columns empty in the old rows) rather than append rows that outgrow it; columns
+    the code no longer logs are kept, empty from here on.
+    """
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        old = list(reader.fieldnames or [])
+        if not set(columns) - set(old):
+            return old
+        rows = list(reader)
+    wide = [*columns, *(c for c in old if c not in columns)]
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=wide)
+        writer.writeheader()
+        writer.writerows(rows)
+    tmp.replace(path)
+    return wide
 
 
 def _fmt(value: Any) -> Any:

@@ -48,11 +48,14 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 @pytest.mark.parametrize(
-    ("batched_twins", "critic"),
-    [(False, "per_dimension"), (True, "per_dimension"), (False, "additive")],
+    ("batched_twins", "critic", "max_norm"),
+    [(False, "per_dimension", "null"), (True, "per_dimension", "null"), (False, "additive", "1")],
 )
-def test_compiled_fsac_update_matches_the_eager_one(batched_twins: bool, critic: str) -> None:
-    eager, compiled = _pair("hopper-fsac", ["agent.hidden_sizes=[32,32]", f"agent.critic={critic}"])
+def test_compiled_fsac_update_matches_the_eager_one(
+    batched_twins: bool, critic: str, max_norm: str
+) -> None:
+    sets = [f"agent.critic={critic}", f"agent.critic_max_grad_norm={max_norm}"]
+    eager, compiled = _pair("hopper-fsac", ["agent.hidden_sizes=[32,32]", *sets])
     compiled.batched_twins = batched_twins  # batched is what a GPU runs; the CPU need not
     batch = _replay_batch(eager, 64)
     for _ in range(2):  # the second step starts from weights the first one changed

@@ -481,3 +481,30 @@ def test_an_update_with_batched_twins_matches_the_eager_one(factorization: str) 
         a, b = getattr(agents[0], name).state_dict(), getattr(agents[1], name).state_dict()
         for key in a:
             torch.testing.assert_close(b[key], a[key], msg=f"{name}.{key}")
+
+
+@pytest.mark.parametrize("factorization", ["independent", "autoregressive"])
+def test_critic_gradient_is_clipped_to_its_norm_and_the_unclipped_norm_is_logged(
+    factorization: str,
+) -> None:
+    def critic_grad_norm(a: FSACAgent) -> float:
+        grads = [p.grad for p in (*a.sub_q.parameters(), *a.up_q.parameters())]
+        return float(
+            torch.linalg.vector_norm(torch.cat([g.flatten() for g in grads if g is not None]))
+        )
+
+    agents, logged = [], []
+    for max_norm in (None, 1e-3):
+        torch.manual_seed(0)  # the same weights
+        agents.append(agent(factorization, critic_max_grad_norm=max_norm))
+        fill(agents[-1])
+    batch = agents[0].buffer.sample(8)
+    for a in agents:
+        torch.manual_seed(1)  # the autoregressive update samples the next actions
+        logged.append(a.update(batch))
+    (free, clipped), (logged_free, logged_clipped) = agents, logged
+    # the same weights and batch: the same gradient before clipping, logged by both
+    assert float(logged_free["q_grad_norm"]) == pytest.approx(float(logged_clipped["q_grad_norm"]))
+    assert critic_grad_norm(free) == pytest.approx(float(logged_free["q_grad_norm"]), rel=1e-5)
+    assert float(logged_free["q_grad_norm"]) > 1e-2
+    assert critic_grad_norm(clipped) == pytest.approx(1e-3, rel=1e-4)

@@ -249,7 +249,7 @@ class FSACAgent(PolicyActor):
         self.batched_twins = compile and device.type == "cuda"
         self._last: tuple[np.ndarray, np.ndarray] | None = None  # (obs, actions) of explore
         self.metric_names: tuple[str, ...] = (
-            "q_loss", *(() if self.autoregressive else ("q_mean",)),
+            "q_loss", *(() if self.autoregressive else ("q_mean",)), "q_grad_norm",
             "policy_loss", "alpha", "entropy",
             *(("up_q_loss", "consistency_loss", "alpha_global") if self.autoregressive else ()),
             # per head: a temperature that runs away, or a head that collapses, is hidden in
@@ -327,6 +327,20 @@ class FSACAgent(PolicyActor):
         loss.backward(retain_graph=keep)
         optimizer.step()
 
+    def _critic_step(self, loss: Tensor, keep: bool = False) -> Tensor:
+        """One critic step, its gradient clipped to ``critic_max_grad_norm`` when that is
+        set; the gradient's norm before clipping."""
+        self.critic_optimizer.zero_grad(set_to_none=True)
+        loss.backward(retain_graph=keep)
+        params = [
+            p for p in (*self.sub_q.parameters(), *self.up_q.parameters()) if p.grad is not None
+        ]
+        norm = nn.utils.get_total_norm([p.grad for p in params])  # type: ignore[misc]
+        if self.cfg.critic_max_grad_norm is not None:
+            nn.utils.clip_grads_with_norm_(params, self.cfg.critic_max_grad_norm, norm)
+        self.critic_optimizer.step()
+        return norm.detach()
+
     def independent_critic_loss(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> tuple[Tensor, list[Tensor], Tensor]:
@@ -366,7 +380,7 @@ class FSACAgent(PolicyActor):
     ) -> dict[str, Tensor]:
         alpha = self.log_alpha.exp().detach()
         q_loss, q_all, q_estimate = self.independent_critic_loss(obs, actions, batch, next_obs)
-        self._step(self.critic_optimizer, q_loss)
+        q_grad_norm = self._critic_step(q_loss)
         # policy: eq. 11 per dimension, against the twin minimum of the same critic pass
         dist = self.policy(obs)
         q_now = twin_min(q_all).detach()
@@ -385,6 +399,7 @@ class FSACAgent(PolicyActor):
             "q_loss": q_loss.detach(),
             # a diverging critic: its values running away upwards, or only its errors growing
             "q_mean": q_estimate.mean(),
+            "q_grad_norm": q_grad_norm,
             "policy_loss": policy_loss.detach(),
             "alpha": alpha.mean(),
             "entropy": dist.entropy().mean().detach(),
@@ -466,7 +481,7 @@ class FSACAgent(PolicyActor):
         # keep the graph: compiled, the policy's torso pass (which the policy loss below
         # backpropagates through) is one autograd node with the critic losses
         critic_loss = losses["sub"] + losses["consistency"] + losses["up"]
-        self._step(self.critic_optimizer, critic_loss, keep=True)
+        q_grad_norm = self._critic_step(critic_loss, keep=True)
         sub_loss, consistency_loss, up_loss = losses["sub"], losses["consistency"], losses["up"]
         # policy: eq. 11 on intermediate states of a sequence re-sampled from the current
         # policy (section 4.1: replayed sequences would bias the entropy terms)
@@ -492,6 +507,7 @@ class FSACAgent(PolicyActor):
         self._step(self.alpha_optimizer, alpha_loss)
         return {
             "q_loss": sub_loss.detach(),
+            "q_grad_norm": q_grad_norm,
             "policy_loss": policy_loss.detach(),
             "alpha": alpha.mean(),
             "entropy": -log_prob.mean(),
