@@ -147,3 +147,10 @@ def test_resolved_preset_round_trips_through_yaml(tmp_path: Path) -> None:
     path = tmp_path / "resolved.yaml"
     path.write_text(p.to_yaml())
     assert load_preset(str(path)) == p
+
+
+def test_the_small_replay_buffer_is_the_default_only_where_it_was_measured_better() -> None:
+    fsac = {name: load_preset(name).agent for name in preset_names() if name.endswith("-fsac")}
+    small = {name for name, agent in fsac.items() if getattr(agent, "buffer_size", 0) < 10**6}
+    assert small >= {"walker2d-fsac", "humanoid-fsac"}
+    assert not small & {"hopper-fsac", "halfcheetah-fsac"}
