@@ -508,3 +508,16 @@ def test_critic_gradient_is_clipped_to_its_norm_and_the_unclipped_norm_is_logged
     assert critic_grad_norm(free) == pytest.approx(float(logged_free["q_grad_norm"]), rel=1e-5)
     assert float(logged_free["q_grad_norm"]) > 1e-2
     assert critic_grad_norm(clipped) == pytest.approx(1e-3, rel=1e-4)
+
+
+def test_a_loaded_state_keeps_the_optimizers_moments_and_takes_the_new_learning_rate() -> None:
+    a = agent("independent")
+    fill(a)
+    a.update(a.buffer.sample(8))
+    b = agent("independent", learning_rate=1e-4)
+    b.load_state_dict(a.state_dict())
+    for name in ("policy_optimizer", "critic_optimizer", "alpha_optimizer"):
+        old, new = getattr(a, name), getattr(b, name)
+        assert [g["lr"] for g in new.param_groups] == [1e-4] * len(old.param_groups)
+        moments = [s["exp_avg"] for s in old.state.values()]
+        torch.testing.assert_close([s["exp_avg"] for s in new.state.values()], moments)

@@ -139,6 +139,9 @@ def test_resume_records_the_overrides_it_allows(finished: Path, tmp_path: Path) 
         "machine": machine(),
     }
     assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    # the new rate is the one the optimizer ran with, not the checkpoint's
+    saved = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")
+    assert [g["lr"] for g in saved["agent"]["optimizer"]["param_groups"]] == [1e-4]
 
 
 def test_an_unwritable_run_directory_is_one_error(tmp_path: Path) -> None:

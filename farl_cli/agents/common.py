@@ -9,6 +9,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from farl_cli.config import FPPOConfig, FSACConfig
 from farl_cli.errors import FarlError
 from farl_cli.networks import FactoredPolicy, RunningNorm
 
@@ -48,6 +49,7 @@ def compiled(fn: Callable[..., Any], device: torch.device) -> Callable[..., Any]
 class PolicyActor:
     """``act``, observation normalization and module states for an agent with a policy."""
 
+    cfg: FPPOConfig | FSACConfig
     policy: FactoredPolicy
     normalizer: RunningNorm
     device: torch.device = torch.device("cpu")
@@ -59,9 +61,14 @@ class PolicyActor:
         return {name: getattr(self, name).state_dict() for name in self.stateful}
 
     def load_module_states(self, state: dict[str, Any]) -> None:
-        """Inverse of :meth:`module_states`."""
+        """Inverse of :meth:`module_states`; optimizers keep their moments but take the
+        configured learning rate, which a resumed run may change."""
         for name in self.stateful:
-            getattr(self, name).load_state_dict(state[name])
+            target = getattr(self, name)
+            target.load_state_dict(state[name])
+            if isinstance(target, torch.optim.Optimizer):  # its state carries the old rate
+                for group in target.param_groups:
+                    group["lr"] = self.cfg.learning_rate
 
     def _obs(self, obs: np.ndarray | Tensor) -> Tensor:
         return self.normalizer(torch.as_tensor(obs, dtype=torch.float32, device=self.device))
