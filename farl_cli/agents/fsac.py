@@ -335,7 +335,7 @@ class FSACAgent(PolicyActor):
         params = [
             p for p in (*self.sub_q.parameters(), *self.up_q.parameters()) if p.grad is not None
         ]
-        norm = nn.utils.get_total_norm([p.grad for p in params])  # type: ignore[misc]
+        norm = nn.utils.get_total_norm([p.grad for p in params])
         if self.cfg.critic_max_grad_norm is not None:
             nn.utils.clip_grads_with_norm_(params, self.cfg.critic_max_grad_norm, norm)
         self.critic_optimizer.step()
