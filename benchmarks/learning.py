@@ -27,7 +27,7 @@ import numpy as np
 from common import RESULTS, report_curves, run_stamp, write_runs
 
 from farl_cli.curves import Curves
-from farl_cli.errors import stop_cleanly
+from farl_cli.errors import FarlError, stop_cleanly
 from farl_cli.sweep import plan_sweep, run_sweep
 
 
@@ -54,7 +54,13 @@ def main() -> None:
     stamp = run_stamp("benchmarks/learning.py")
     label = args.label or args.preset
     sets = [*args.overrides, "train.save_buffer=true"]  # no effect on agents without one
-    sweep = plan_sweep(args.preset, args.seeds, [], sets, label, args.out / "runs", args.first_seed)
+    try:
+        sweep = plan_sweep(
+            args.preset, args.seeds, [], sets, label, args.out / "runs", args.first_seed
+        )
+    except FarlError as exc:  # a bad preset or --set, or a label that holds another benchmark
+        print(f"error: {exc}")
+        raise SystemExit(2) from None
     runs = [(t.seed, t.run_dir / "metrics.csv") for t in sweep.trials]
     try:
         status = run_sweep(sweep, num_cpus=args.jobs)

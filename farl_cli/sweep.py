@@ -235,8 +235,8 @@ def claim_sweep_dir(directory: Path, spec: dict[str, Any]) -> None:
             existing = json.loads(record.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             existing = None
-        wanted = _without_budget(spec)
-        held = _without_budget(existing) if isinstance(existing, dict) else {}
+        wanted = _comparable(spec)
+        held = _comparable(existing) if isinstance(existing, dict) else {}
         if not isinstance(existing, dict) or {k: held.get(k) for k in wanted} != wanted:
             raise SweepError(
                 f"{directory} holds another sweep (its preset, --set or --grid differ); "
@@ -277,6 +277,22 @@ def _budget(spec: dict[str, Any]) -> int | None:
     with contextlib.suppress(AttributeError, KeyError, TypeError, ValueError):
         return int(spec["preset"]["train"]["total_steps"])
     return None
+
+
+def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
+    """The record as this farl reads it, to recognise a sweep begun by an earlier one.
+
+    Its preset is read again, so that a key added since counts at its default, and its
+    description (prose, which a preset file may reword) and budget are left out.
+    """
+    spec = json.loads(json.dumps(spec))  # a deep copy
+    preset = spec.get("preset")
+    if isinstance(preset, dict):
+        with contextlib.suppress(ValueError, TypeError):  # pydantic's errors are ValueErrors
+            preset = Preset.model_validate(preset).model_dump(mode="json")
+        preset.pop("description", None)
+        spec["preset"] = preset
+    return _without_budget(spec)
 
 
 def _without_budget(spec: dict[str, Any]) -> dict[str, Any]:

@@ -88,6 +88,20 @@ def test_a_sweep_has_a_run_per_configuration_and_seed(tmp_path: Path) -> None:
         plan_sweep("platform-fppo", 3, ["agent.entropy_coef=0.1,0.2"], TINY, root=tmp_path)
 
 
+def test_a_sweep_begun_before_a_new_key_or_a_reworded_description_continues(
+    tmp_path: Path,
+) -> None:
+    plan_sweep("platform-fsac", 1, [], TINY, root=tmp_path)
+    record = tmp_path / "platform-fsac" / "sweep.json"
+    older = json.loads(record.read_text())
+    del older["preset"]["agent"]["critic_max_grad_norm"]  # as an earlier farl wrote it
+    older["preset"]["description"] = "worded otherwise"
+    record.write_text(json.dumps(older))
+    plan_sweep("platform-fsac", 1, [], TINY, root=tmp_path)
+    with pytest.raises(SweepError, match="holds another sweep"):  # a real change still counts
+        plan_sweep("platform-fsac", 1, [], [*TINY, "agent.critic_max_grad_norm=10"], root=tmp_path)
+
+
 def test_an_unknown_grid_key_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(PresetError, match=r"agent\.foo: unknown key"):
         plan_sweep("platform-fppo", 1, ["agent.foo=1,2"], [], root=tmp_path)
