@@ -21,6 +21,7 @@ writes them too, up to the step each seed reached (``-runs.csv`` says which).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,7 @@ def main() -> None:
             args.preset, args.seeds, [], sets, label, args.out / "runs", args.first_seed
         )
     except FarlError as exc:  # a bad preset or --set, or a label that holds another benchmark
-        print(f"error: {exc}")
+        print(f"error: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     runs = [(t.seed, t.run_dir / "metrics.csv") for t in sweep.trials]
     try:

@@ -19,6 +19,8 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from farl_cli.runs import write_metrics
+
 
 class MetricsWriter:
     """Rows of metrics appended to a CSV file (and to TensorBoard when it is installed)."""
@@ -78,12 +80,7 @@ def _widen(path: Path, columns: list[str]) -> list[str]:
             return old
         rows = list(reader)
     wide = [*columns, *(c for c in old if c not in columns)]
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=wide)
-        writer.writeheader()
-        writer.writerows(rows)
-    tmp.replace(path)
+    write_metrics(path, wide, rows)
     return wide
 
 

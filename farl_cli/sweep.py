@@ -285,14 +285,13 @@ def _comparable(spec: dict[str, Any]) -> dict[str, Any]:
     Its preset is read again, so that a key added since counts at its default, and its
     description (prose, which a preset file may reword) and budget are left out.
     """
-    spec = json.loads(json.dumps(spec))  # a deep copy
     preset = spec.get("preset")
     if isinstance(preset, dict):
         with contextlib.suppress(ValueError, TypeError):  # pydantic's errors are ValueErrors
             preset = Preset.model_validate(preset).model_dump(mode="json")
-        preset.pop("description", None)
-        spec["preset"] = preset
-    return _without_budget(spec)
+        preset = {k: v for k, v in preset.items() if k != "description"}
+        spec = {**spec, "preset": preset}
+    return _without_budget(spec)  # which copies it before changing it
 
 
 def _without_budget(spec: dict[str, Any]) -> dict[str, Any]:

@@ -227,8 +227,9 @@ class FSACAgent(PolicyActor):
         self.policy_optimizer = torch.optim.Adam(
             self.policy.parameters(), lr=lr, fused=True, capturable=capturable
         )
+        self.critic_parameters = [*self.sub_q.parameters(), *self.up_q.parameters()]
         self.critic_optimizer = torch.optim.Adam(
-            [*self.sub_q.parameters(), *self.up_q.parameters()],
+            self.critic_parameters,
             lr=lr,
             fused=True,
             capturable=capturable,
@@ -332,12 +333,13 @@ class FSACAgent(PolicyActor):
         set; the gradient's norm before clipping."""
         self.critic_optimizer.zero_grad(set_to_none=True)
         loss.backward(retain_graph=keep)
-        params = [
-            p for p in (*self.sub_q.parameters(), *self.up_q.parameters()) if p.grad is not None
-        ]
-        norm = nn.utils.get_total_norm([p.grad for p in params])
+        norm = nn.utils.get_total_norm(
+            [p.grad for p in self.critic_parameters if p.grad is not None]
+        )
         if self.cfg.critic_max_grad_norm is not None:
-            nn.utils.clip_grads_with_norm_(params, self.cfg.critic_max_grad_norm, norm)
+            nn.utils.clip_grads_with_norm_(
+                self.critic_parameters, self.cfg.critic_max_grad_norm, norm
+            )
         self.critic_optimizer.step()
         return norm.detach()
 
