@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import csv
 import os
+import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import numpy as np
 
@@ -31,6 +32,12 @@ def shown(path: Path) -> str:
         return str(path.resolve().relative_to(Path.cwd()))
     except ValueError:
         return path.name
+
+
+def refuse(message: str) -> NoReturn:
+    """Stop on bad input as ``farl`` does: the message on stderr, exit code 2, no traceback."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def append_row(path: Path, row: dict[str, object]) -> None:

@@ -21,11 +21,10 @@ writes them too, up to the step each seed reached (``-runs.csv`` says which).
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, report_curves, run_stamp, write_runs
+from common import RESULTS, refuse, report_curves, run_stamp, write_runs
 
 from farl_cli.curves import Curves
 from farl_cli.errors import FarlError, stop_cleanly
@@ -60,8 +59,7 @@ def main() -> None:
             args.preset, args.seeds, [], sets, label, args.out / "runs", args.first_seed
         )
     except FarlError as exc:  # a bad preset or --set, or a label that holds another benchmark
-        print(f"error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
+        refuse(str(exc))
     runs = [(t.seed, t.run_dir / "metrics.csv") for t in sweep.trials]
     try:
         status = run_sweep(sweep, num_cpus=args.jobs)

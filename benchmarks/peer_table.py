@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from common import RESULTS, run_stamp, shown
+from common import RESULTS, refuse, run_stamp, shown
 
 from farl_cli.curves import Curves, read_seed_csv
 from farl_cli.curves import plot as curve_plot
@@ -40,7 +40,7 @@ def common_step(a: Curves, b: Curves) -> int:
 
     steps = complete(a) & complete(b)
     if not steps:
-        raise SystemExit("the two sources share no step at which every seed was evaluated")
+        refuse("the two sources share no step at which every seed was evaluated")
     return max(steps)
 
 
@@ -170,13 +170,13 @@ def main() -> None:
     for pair in args.pair:
         ours, sep, theirs = pair.partition(":")
         if not sep:
-            raise SystemExit(f"--pair {pair!r}: expected FARL_LABEL:PEER_LABEL")
+            refuse(f"--pair {pair!r}: expected FARL_LABEL:PEER_LABEL")
         try:
             rows.append(compare(args.out, ours, theirs, args.last))
         except FarlError as exc:  # a label's CSV that is not a learning CSV, a seed in two
-            raise SystemExit(f"--pair {pair!r}: {exc}") from None
+            refuse(f"--pair {pair!r}: {exc}")
         except FileNotFoundError as exc:
-            raise SystemExit(f"--pair {pair!r}: no results file {exc.filename}") from None
+            refuse(f"--pair {pair!r}: no results file {shown(Path(exc.filename))}")
     path = args.out / f"{args.name}.csv"
     with path.open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=[*rows[0], "command"])

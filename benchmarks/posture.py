@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, append_row, run_stamp, shown
+from common import RESULTS, append_row, refuse, run_stamp, shown
 
 from farl_cli.envs import make_factored_env
 from farl_cli.errors import FarlError
@@ -43,7 +43,7 @@ def play_posture(checkpoint: Path, episodes: int, seed: int) -> dict[str, float]
     env = make_factored_env(restored.preset.env)
     model = getattr(env.unwrapped, "model", None)
     if model is None or "rooty" not in [model.joint(j).name for j in range(model.njnt)]:
-        raise SystemExit(
+        refuse(
             f"{checkpoint}: {restored.preset.env.name} has no 'rooty' joint; posture "
             "applies to the planar bodies (hopper, halfcheetah, walker2d)"
         )
@@ -82,7 +82,7 @@ def main() -> None:
         try:
             found = play_posture(checkpoint, args.episodes, args.seed)
         except FarlError as exc:
-            raise SystemExit(str(exc)) from None
+            refuse(str(exc))
         name = shown_run(checkpoint)
         print(
             f"{name}: return {found['return']:.1f}, forward speed {found['speed']:.2f} m/s, "
