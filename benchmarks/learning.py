@@ -56,7 +56,7 @@ def main() -> None:
     sets = [*args.overrides, "train.save_buffer=true"]  # no effect on agents without one
     try:
         sweep = plan_sweep(
-            args.preset, args.seeds, [], sets, label, args.out / "runs", args.first_seed
+            args.preset, args.seeds, [], sets, label, args.out / "runs", args.first_seed, "--label"
         )
     except FarlError as exc:  # a bad preset or --set, or a label that holds another benchmark
         refuse(str(exc))

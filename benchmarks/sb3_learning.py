@@ -12,7 +12,11 @@ evaluations and its wall time, saved every ``train.checkpoint_every`` steps and 
 (Ctrl-C or SIGTERM), when the CSVs below are written up to the steps reached. The same
 command continues an interrupted benchmark; a resumed seed starts a fresh episode and, for
 PPO, a fresh rollout, and is still one run. Nothing is unpickled: tensors load with
-``weights_only`` and arrays without pickle.
+``weights_only`` and arrays without pickle. As with ``learning.py``, ``<out>/runs/<label>/``
+records the preset as resolved (``sweep.json``): a label continues only with the preset and
+``--set`` it began with, so a preset changed since (``humanoid-fsac``'s buffer) is refused,
+not silently mixed into a label's earlier seeds; a label begun before this record adopts
+the preset of its next command.
 
 Writes ``<label>.csv`` (every seed's evaluations), ``<label>-summary.csv``, ``<label>.png``
 (as ``learning.py`` does) and ``<label>-runs.csv`` (steps and wall time per seed), each row
@@ -37,6 +41,7 @@ import numpy as np
 from common import (
     RESULTS,
     on_ray,
+    refuse,
     report_curves,
     run_stamp,
     sb3_ppo,
@@ -44,9 +49,10 @@ from common import (
     write_runs,
 )
 
-from farl_cli.config import FPPOConfig, load_preset
+from farl_cli.config import FPPOConfig, Preset, load_preset
 from farl_cli.curves import Curves
-from farl_cli.errors import stop_cleanly
+from farl_cli.errors import FarlError, stop_cleanly
+from farl_cli.sweep import claim_sweep_dir
 
 BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
@@ -240,6 +246,14 @@ def save(label: str, results: list[dict[str, Any]], out: Path, stamp: dict[str, 
     write_runs(label, [(r["seed"], r["steps"], r["wall"]) for r in evaluated], out, stamp)
 
 
+def label_record(preset: Preset, steps: int, preset_arg: str, sets: list[str]) -> dict[str, Any]:
+    """What a label's ``sweep.json`` holds, as ``learning.py``'s: the resolved preset (its
+    ``train.total_steps`` the budget), so that a label continues only the peer it began with."""
+    data = preset.model_dump(mode="json")
+    data["train"]["total_steps"] = steps
+    return {"preset": data, "grid": {}, "command_preset": preset_arg, "sets": sets}
+
+
 def main() -> None:
     """Run or continue the seeds, save the CSVs and the PNG, print the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -255,11 +269,15 @@ def main() -> None:
 
     stop_cleanly()  # also in the background, where SIGINT is ignored
     stamp = run_stamp("benchmarks/sb3_learning.py")
-    preset = load_preset(args.preset, args.overrides)
-    steps = args.steps or preset.train.total_steps
-    algo = "ppo" if isinstance(preset.agent, FPPOConfig) else "sac"
-    label = args.label or f"sb3-{algo}-{preset.env.name}"
-    runs = args.out / "runs" / label
+    try:
+        preset = load_preset(args.preset, args.overrides)
+        steps = args.steps or preset.train.total_steps
+        algo = "ppo" if isinstance(preset.agent, FPPOConfig) else "sac"
+        label = args.label or f"sb3-{algo}-{preset.env.name}"
+        runs = args.out / "runs" / label
+        claim_sweep_dir(runs, label_record(preset, steps, args.preset, args.overrides), "--label")
+    except FarlError as exc:  # a bad preset or --set, or a label that holds another benchmark
+        refuse(str(exc))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [
         SeedJob(args.preset, tuple(args.overrides), s, steps, str(runs / f"seed{s}")) for s in seeds

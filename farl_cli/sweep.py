@@ -194,8 +194,12 @@ def plan_sweep(
     name: str | None = None,
     root: Path = SWEEPS_ROOT,
     first_seed: int = 0,
+    name_flag: str = "--name",
 ) -> Sweep:
-    """Validate every configuration, then claim (or re-open) ``root/<name>``."""
+    """Validate every configuration, then claim (or re-open) ``root/<name>``.
+
+    ``name_flag`` is the option that names the sweep in the caller's command, for its errors.
+    """
     if seeds < 1:
         raise SweepError(f"--seeds {seeds}: give at least one seed")
     base = load_preset(preset_arg, sets)
@@ -203,7 +207,7 @@ def plan_sweep(
     combos = list(itertools.product(*[[f"{k}={v}" for v in vals] for k, vals in grid.items()]))
     name = name or base.name
     if not name or "/" in name or name in (".", ".."):
-        raise SweepError(f"--name {name!r}: give a plain name (it becomes a directory)")
+        raise SweepError(f"{name_flag} {name!r}: give a plain name (it becomes a directory)")
     directory = root / name
     configs, trials = [], []
     for combo in combos:
@@ -220,11 +224,11 @@ def plan_sweep(
         "command_preset": preset_arg,
         "sets": sets,
     }
-    claim_sweep_dir(directory, spec)
+    claim_sweep_dir(directory, spec, name_flag)
     return Sweep(name, directory, base, configs, trials)
 
 
-def claim_sweep_dir(directory: Path, spec: dict[str, Any]) -> None:
+def claim_sweep_dir(directory: Path, spec: dict[str, Any], name_flag: str = "--name") -> None:
     """Create ``directory`` with its ``sweep.json``, or re-open it if it holds this sweep."""
     record = directory / "sweep.json"
     try:
@@ -240,13 +244,13 @@ def claim_sweep_dir(directory: Path, spec: dict[str, Any]) -> None:
         if not isinstance(existing, dict) or {k: held.get(k) for k in wanted} != wanted:
             raise SweepError(
                 f"{directory} holds another sweep (its preset, --set or --grid differ); "
-                "give --name to start a new one"
+                f"give {name_flag} to start a new one"
             ) from None
         before, after = _budget(existing), _budget(spec)
         if before is None or after is None or after < before:
             raise SweepError(
                 f"{directory} holds this sweep with train.total_steps={before}; give at least "
-                "that budget to continue it, or --name to start a new one"
+                f"that budget to continue it, or {name_flag} to start a new one"
             ) from None
         if after > before:  # a larger budget: its runs continue from where they ended
             _rewrite_record(record, spec)

@@ -102,6 +102,15 @@ def test_a_sweep_begun_before_a_new_key_or_a_reworded_description_continues(
         plan_sweep("platform-fsac", 1, [], [*TINY, "agent.critic_max_grad_norm=10"], root=tmp_path)
 
 
+def test_a_refusal_names_the_option_that_names_the_sweep(tmp_path: Path) -> None:
+    plan_sweep("platform-fppo", 1, [], TINY, "bench", tmp_path, name_flag="--label")
+    with pytest.raises(SweepError, match="give --label to start a new one"):
+        plan_sweep("platform-fppo", 1, ["agent.entropy_coef=0.1"], TINY, "bench", tmp_path,
+                   name_flag="--label")  # fmt: skip
+    with pytest.raises(SweepError, match="--name 'a/b': give a plain name"):
+        plan_sweep("platform-fppo", 1, [], TINY, "a/b", tmp_path)
+
+
 def test_an_unknown_grid_key_names_the_key(tmp_path: Path) -> None:
     with pytest.raises(PresetError, match=r"agent\.foo: unknown key"):
         plan_sweep("platform-fppo", 1, ["agent.foo=1,2"], [], root=tmp_path)
