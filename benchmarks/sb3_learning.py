@@ -49,10 +49,10 @@ from common import (
     write_runs,
 )
 
-from farl_cli.config import FPPOConfig, Preset, load_preset
+from farl_cli.config import FPPOConfig, load_preset
 from farl_cli.curves import Curves
 from farl_cli.errors import FarlError, stop_cleanly
-from farl_cli.sweep import claim_sweep_dir
+from farl_cli.sweep import claim_sweep_dir, sweep_record
 
 BUFFER_ARRAYS = ("observations", "next_observations", "actions", "rewards", "dones", "timeouts")
 
@@ -246,14 +246,6 @@ def save(label: str, results: list[dict[str, Any]], out: Path, stamp: dict[str, 
     write_runs(label, [(r["seed"], r["steps"], r["wall"]) for r in evaluated], out, stamp)
 
 
-def label_record(preset: Preset, steps: int, preset_arg: str, sets: list[str]) -> dict[str, Any]:
-    """What a label's ``sweep.json`` holds, as ``learning.py``'s: the resolved preset (its
-    ``train.total_steps`` the budget), so that a label continues only the peer it began with."""
-    data = preset.model_dump(mode="json")
-    data["train"]["total_steps"] = steps
-    return {"preset": data, "grid": {}, "command_preset": preset_arg, "sets": sets}
-
-
 def main() -> None:
     """Run or continue the seeds, save the CSVs and the PNG, print the summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -275,7 +267,10 @@ def main() -> None:
         algo = "ppo" if isinstance(preset.agent, FPPOConfig) else "sac"
         label = args.label or f"sb3-{algo}-{preset.env.name}"
         runs = args.out / "runs" / label
-        claim_sweep_dir(runs, label_record(preset, steps, args.preset, args.overrides), "--label")
+        budgeted = preset.model_copy(
+            update={"train": preset.train.model_copy(update={"total_steps": steps})}
+        )  # the label's budget is --steps, as a sweep's is train.total_steps
+        claim_sweep_dir(runs, sweep_record(budgeted, {}, args.preset, args.overrides), "--label")
     except FarlError as exc:  # a bad preset or --set, or a label that holds another benchmark
         refuse(str(exc))
     seeds = range(args.first_seed, args.first_seed + args.seeds)

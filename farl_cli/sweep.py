@@ -218,14 +218,20 @@ def plan_sweep(
             data["train"]["seed"] = seed
             run_dir = (directory / label / f"seed{seed}").absolute()
             trials.append(Trial(label, seed, run_dir, json.loads(json.dumps(data))))
-    spec = {
+    claim_sweep_dir(directory, sweep_record(base, grid, preset_arg, sets), name_flag)
+    return Sweep(name, directory, base, configs, trials)
+
+
+def sweep_record(
+    base: Preset, grid: dict[str, list[str]], preset_arg: str, sets: list[str]
+) -> dict[str, Any]:
+    """What ``sweep.json`` holds: the resolved preset (its budget included), grid and command."""
+    return {
         "preset": base.model_dump(mode="json"),
         "grid": grid,
         "command_preset": preset_arg,
         "sets": sets,
     }
-    claim_sweep_dir(directory, spec, name_flag)
-    return Sweep(name, directory, base, configs, trials)
 
 
 def claim_sweep_dir(directory: Path, spec: dict[str, Any], name_flag: str = "--name") -> None:
