@@ -255,8 +255,9 @@ def claim_sweep_dir(directory: Path, spec: dict[str, Any], name_flag: str = "--n
         before, after = _budget(existing), _budget(spec)
         if before is None or after is None or after < before:
             raise SweepError(
-                f"{directory} holds this sweep with train.total_steps={before}; give at least "
-                f"that budget to continue it, or {name_flag} to start a new one"
+                f"{directory} holds this sweep with a budget of {before} steps "
+                f"(train.total_steps); give at least that many to continue it, or {name_flag} "
+                "to start a new one"
             ) from None
         if after > before:  # a larger budget: its runs continue from where they ended
             _rewrite_record(record, spec)

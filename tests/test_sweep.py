@@ -273,7 +273,9 @@ def test_a_larger_budget_continues_finished_trials_and_a_smaller_one_is_refused(
     saved = json.loads((tmp_path / "platform-fppo" / "sweep.json").read_text())
     assert saved["preset"]["train"]["total_steps"] == 1536
 
-    with pytest.raises(SweepError, match=r"train\.total_steps=1536; give at least"):
+    with pytest.raises(
+        SweepError, match=r"a budget of 1536 steps \(train\.total_steps\); give at least"
+    ):
         plan_sweep("platform-fppo", 1, [], TINY, root=tmp_path)
     with pytest.raises(SweepError, match="holds another sweep"):
         plan_sweep("platform-fppo", 1, [], [*TINY, "agent.entropy_coef=0.1"], root=tmp_path)
