@@ -261,16 +261,15 @@ def main() -> None:
 
     stop_cleanly()  # also in the background, where SIGINT is ignored
     stamp = run_stamp("benchmarks/sb3_learning.py")
+    # --steps is the label's budget, as train.total_steps is a sweep's: one value, validated
+    budget = [] if args.steps is None else [f"train.total_steps={args.steps}"]
     try:
-        preset = load_preset(args.preset, args.overrides)
-        steps = args.steps or preset.train.total_steps
+        preset = load_preset(args.preset, [*args.overrides, *budget])
+        steps = preset.train.total_steps
         algo = "ppo" if isinstance(preset.agent, FPPOConfig) else "sac"
         label = args.label or f"sb3-{algo}-{preset.env.name}"
         runs = args.out / "runs" / label
-        budgeted = preset.model_copy(
-            update={"train": preset.train.model_copy(update={"total_steps": steps})}
-        )  # the label's budget is --steps, as a sweep's is train.total_steps
-        claim_sweep_dir(runs, sweep_record(budgeted, {}, args.preset, args.overrides), "--label")
+        claim_sweep_dir(runs, sweep_record(preset, {}, args.preset, args.overrides), "--label")
     except FarlError as exc:  # a bad preset or --set, or a label that holds another benchmark
         refuse(str(exc))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
