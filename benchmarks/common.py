@@ -189,8 +189,9 @@ def write_runs(
 def run_stamp(script: str) -> dict[str, str]:
     """The commit, the exact command and the machine of this benchmark, taken before it runs.
 
-    The machine (CPU, torch's CPU kernels, torch version) tells whether two results are seeds
-    paired bit for bit: the same seed drifts apart on a CPU that rounds differently.
+    The machine (CPU, its family and model, torch's CPU kernels, torch version) tells whether
+    two results are seeds paired bit for bit: the same seed drifts apart on a CPU that rounds
+    differently.
     """
     import shlex
     import sys
@@ -199,7 +200,10 @@ def run_stamp(script: str) -> dict[str, str]:
     return {
         "commit": source_commit(),
         "command": shlex.join(["python", script, *sys.argv[1:]]),
-        "machine": f"{where['cpu']} {where['cpu_capability']} torch {where['torch']}",
+        "machine": (
+            f"{where['cpu']} ({where['cpu_model']}) {where['cpu_capability']} "
+            f"torch {where['torch']}"
+        ),
     }
 
 

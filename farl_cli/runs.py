@@ -16,6 +16,7 @@ import os
 import platform
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -53,23 +54,35 @@ class RunError(FarlError):
 
 
 def machine() -> dict[str, str]:
-    """What a run's floating-point results depend on beyond its seed: the CPU and torch.
+    """What a run's floating-point results depend on beyond its seed: CPU, torch, simulators.
 
     A seeded run repeats itself to the last digit on one machine, but CPUs whose kernels
     round matrix products differently (AVX2 against AVX-512, say) drift apart after the
-    first gradient steps, so ``run.json`` records where each sitting ran.
+    first gradient steps, so ``run.json`` records where each sitting ran. Two CPUs can share
+    a name and a capability and still round differently, so the family and model numbers
+    are recorded too; and the versions of the libraries that step the environments.
     """
-    model = platform.processor() or platform.machine()
+    numbers: dict[str, str] = {}
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model") and key not in numbers:
+                numbers[key] = value.strip()
+            if line.strip() == "":  # the first processor is enough
                 break
-    return {
-        "cpu": model,
+    record = {
+        "cpu": numbers.get("model name") or platform.processor() or platform.machine(),
+        "cpu_model": f"family {numbers.get('cpu family', '?')} model {numbers.get('model', '?')}",
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__,
     }
+    for package in ("numpy", "gymnasium", "mujoco"):
+        try:
+            record[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            record[package] = "absent"
+    return record
 
 
 def _stamp() -> str:

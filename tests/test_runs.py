@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import errno
 import json
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,9 @@ def test_resume_records_the_overrides_it_allows(finished: Path, tmp_path: Path) 
         "machine": machine(),
     }
     assert record["machine"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert record["machine"]["mujoco"] == metadata.version("mujoco")
+    if Path("/proc/cpuinfo").exists():  # two CPUs of one name are told apart by their numbers
+        assert "?" not in record["machine"]["cpu_model"]
     # the new rate is the one the optimizer ran with, not the checkpoint's
     saved = load_checkpoint(result.run_dir / "checkpoints" / "last.pt")
     assert [g["lr"] for g in saved["agent"]["optimizer"]["param_groups"]] == [1e-4]
