@@ -63,14 +63,11 @@ def machine() -> dict[str, str]:
     are recorded too; and the versions of the libraries that step the environments.
     """
     numbers: dict[str, str] = {}
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text(encoding="utf-8").splitlines():
+    with contextlib.suppress(OSError):  # the first processor's block is enough
+        first = Path("/proc/cpuinfo").read_text(encoding="utf-8").split("\n\n", 1)[0]
+        for line in first.splitlines():
             key, _, value = line.partition(":")
-            key = key.strip()
-            if key in ("model name", "cpu family", "model") and key not in numbers:
-                numbers[key] = value.strip()
-            if line.strip() == "":  # the first processor is enough
-                break
+            numbers[key.strip()] = value.strip()
     record = {
         "cpu": numbers.get("model name") or platform.processor() or platform.machine(),
         "cpu_model": f"family {numbers.get('cpu family', '?')} model {numbers.get('model', '?')}",
