@@ -143,6 +143,10 @@ class FSACConfig(_Section):
     # jumps a hundredfold and the cheetah flips; metrics.csv logs the unclipped norm
     # (q_grad_norm) to choose it from.
     critic_max_grad_norm: PositiveFloat | None = None
+    # Not in the paper: LayerNorm on every hidden layer of the critics (sub-Qs and up-Qs;
+    # not the policy). Normalized features bound how far a Q-value can extrapolate, the
+    # usual remedy in the literature for critics that overestimate and diverge.
+    critic_layer_norm: bool = False
 
 
 AgentConfig = Annotated[FPPOConfig | FSACConfig, Field(discriminator="algo")]

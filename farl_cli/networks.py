@@ -23,13 +23,22 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {"relu": nn.ReLU, "tanh": nn.Tanh}
 
 
 def mlp(
-    in_dim: int, hidden: list[int], activation: str, out_dim: int | None = None
+    in_dim: int,
+    hidden: list[int],
+    activation: str,
+    out_dim: int | None = None,
+    layer_norm: bool = False,
 ) -> nn.Sequential:
-    """Linear layers with an activation after each hidden one; no activation on the output."""
+    """Linear layers with an activation after each hidden one; no activation on the output.
+
+    With ``layer_norm`` each hidden layer's pre-activations are normalized (LayerNorm with
+    its learned scale and shift) before the activation.
+    """
     layers: list[nn.Module] = []
     last = in_dim
     for h in hidden:
-        layers += [nn.Linear(last, h), ACTIVATIONS[activation]()]
+        layers += [nn.Linear(last, h), *([nn.LayerNorm(h)] if layer_norm else [])]
+        layers.append(ACTIVATIONS[activation]())
         last = h
     if out_dim is not None:
         layers.append(nn.Linear(last, out_dim))
@@ -141,12 +150,19 @@ class FactoredHeadsNet(nn.Module):
     from the state alone (independent) or also from the prefix ``a^1..a^{i-1}``
     (autoregressive, teacher-forced). The policy's logits and the sub-Q values share it."""
 
-    def __init__(self, obs_dim: int, space: FactoredSpace, hidden: list[int], activation: str):
+    def __init__(
+        self,
+        obs_dim: int,
+        space: FactoredSpace,
+        hidden: list[int],
+        activation: str,
+        layer_norm: bool = False,
+    ):
         super().__init__()
         self.space = space
         self.register_buffer("mask", torch.from_numpy(space.mask()))
         self.dense = bool(space.mask().all())  # known here, so no distribution asks the device
-        self.torso = mlp(obs_dim, hidden, activation)
+        self.torso = mlp(obs_dim, hidden, activation, layer_norm=layer_norm)
         emb_dim = hidden[-1] if hidden else obs_dim
         self.autoregressive = space.factorization == "autoregressive"
         self.heads: nn.Module
@@ -212,12 +228,19 @@ class SubQNet(FactoredHeadsNet):
 class UpQNet(nn.Module):
     """The up Q-value ``Q^U(s, a)`` on full joint actions (section 5.3): one number each."""
 
-    def __init__(self, obs_dim: int, space: FactoredSpace, hidden: list[int], activation: str):
+    def __init__(
+        self,
+        obs_dim: int,
+        space: FactoredSpace,
+        hidden: list[int],
+        activation: str,
+        layer_norm: bool = False,
+    ):
         super().__init__()
         sizes = torch.tensor(space.sizes)
         self.register_buffer("offsets", torch.cumsum(sizes, 0) - sizes)
         self.code_dim = int(sizes.sum())
-        self.net = mlp(obs_dim + self.code_dim, hidden, activation, 1)
+        self.net = mlp(obs_dim + self.code_dim, hidden, activation, 1, layer_norm)
 
     def forward(self, obs: Tensor, actions: Tensor) -> Tensor:
         """``Q^U(s, a)``, ``[B]``."""

@@ -42,6 +42,7 @@ FIXED_ON_RESUME = (
     "agent.algo",
     "agent.hidden_sizes",
     "agent.activation",
+    "agent.critic_layer_norm",
     "agent.rollout_steps",
     "agent.buffer_size",
     "agent.normalize_observations",

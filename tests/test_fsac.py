@@ -521,3 +521,25 @@ def test_a_loaded_state_keeps_the_optimizers_moments_and_takes_the_new_learning_
         assert [g["lr"] for g in new.param_groups] == [1e-4] * len(old.param_groups)
         moments = [s["exp_avg"] for s in old.state.values()]
         torch.testing.assert_close([s["exp_avg"] for s in new.state.values()], moments)
+
+
+@pytest.mark.parametrize("factorization", ["independent", "autoregressive"])
+def test_critic_layer_norm_goes_into_the_critics_and_their_targets_not_the_policy(
+    factorization: str,
+) -> None:
+    def layer_norms(module: torch.nn.Module) -> int:
+        return sum(isinstance(m, torch.nn.LayerNorm) for m in module.modules())
+
+    a = agent(factorization, critic_layer_norm=True)
+    critics = (a.sub_q, a.sub_q_target, *((a.up_q, a.up_q_target) if a.autoregressive else ()))
+    assert all(layer_norms(c) == 2 for c in critics)  # one hidden layer, twice
+    assert layer_norms(a.policy) == 0
+    fill(a)
+    before = [p.detach().clone() for p in a.sub_q.parameters()]
+    metrics = a.update(a.buffer.sample(8))
+    assert math.isfinite(float(metrics["q_loss"]))
+    assert any(not torch.equal(b, p) for b, p in zip(before, a.sub_q.parameters(), strict=True))
+    plain = agent(factorization)
+    assert layer_norms(plain.sub_q) == 0
+    with pytest.raises(RuntimeError, match=r"Unexpected key"):
+        plain.sub_q.load_state_dict(a.sub_q.state_dict())  # not interchangeable

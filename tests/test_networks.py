@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from farl_cli.networks import AutoregressiveHeads, FactoredPolicy, RunningNorm
+from farl_cli.networks import AutoregressiveHeads, FactoredPolicy, RunningNorm, mlp
 from farl_cli.spaces import FactoredSpace
 
 
@@ -58,3 +58,21 @@ def test_running_norm_matches_numpy_over_batches() -> None:
     np.testing.assert_allclose(norm.var.numpy(), data.var(0), rtol=1e-4)
     out = norm(torch.as_tensor(data, dtype=torch.float32))
     np.testing.assert_allclose(out.mean(0).numpy(), 0, atol=1e-4)
+
+
+def test_mlp_layer_norm_normalizes_each_hidden_layer_and_keeps_the_linear_weights() -> None:
+    torch.manual_seed(0)
+    plain = mlp(5, [8, 6], "relu", 1)
+    torch.manual_seed(0)
+    normed = mlp(5, [8, 6], "relu", 1, layer_norm=True)
+    linears = [m for m in normed if isinstance(m, torch.nn.Linear)]
+    assert len(linears) == 3 and sum(isinstance(m, torch.nn.LayerNorm) for m in normed) == 2
+    linear_params = [p for m in linears for p in m.parameters()]
+    for a, b in zip(plain.parameters(), linear_params, strict=True):
+        torch.testing.assert_close(a, b)  # LayerNorm draws no random numbers
+    x = torch.randn(32, 5) * 100
+    pre = normed[1](normed[0](x))  # the first hidden layer, after its LayerNorm
+    torch.testing.assert_close(pre.mean(-1), torch.zeros(32), atol=1e-5, rtol=0)
+    torch.testing.assert_close(pre.var(-1, unbiased=False), torch.ones(32), atol=1e-3, rtol=0)
+    # a hundredfold input moves the plain network's output far more than the normed one's
+    assert (normed(x) - normed(x / 100)).abs().max() < (plain(x) - plain(x / 100)).abs().max()

@@ -207,9 +207,12 @@ class FSACAgent(PolicyActor):
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
         self.policy = FactoredPolicy(obs_dim, space, hidden, act)
-        self.sub_q = nn.ModuleList([SubQNet(obs_dim, space, hidden, act) for _ in range(2)])
+        norm = cfg.critic_layer_norm
+        self.sub_q = nn.ModuleList([SubQNet(obs_dim, space, hidden, act, norm) for _ in range(2)])
         self.up_q = nn.ModuleList(
-            [UpQNet(obs_dim, space, hidden, act) for _ in range(2)] if self.autoregressive else []
+            [UpQNet(obs_dim, space, hidden, act, norm) for _ in range(2)]
+            if self.autoregressive
+            else []
         )
         # built on the CPU, then moved: the same initial weights for a seed on every device
         for module in (self.normalizer, self.policy, self.sub_q, self.up_q):
