@@ -37,7 +37,9 @@ def mlp(
     layers: list[nn.Module] = []
     last = in_dim
     for h in hidden:
-        layers += [nn.Linear(last, h), *([nn.LayerNorm(h)] if layer_norm else [])]
+        layers.append(nn.Linear(last, h))
+        if layer_norm:
+            layers.append(nn.LayerNorm(h))
         layers.append(ACTIVATIONS[activation]())
         last = h
     if out_dim is not None:
