@@ -13,7 +13,16 @@ import torch
 
 from farl_cli.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from farl_cli.config import load_preset
-from farl_cli.runs import RunError, machine, make_run_dir, newest_checkpoint, plan_resume
+from farl_cli.runs import (
+    FIXED_ON_RESUME,
+    RunError,
+    _check_fixed_keys,
+    _flat,
+    machine,
+    make_run_dir,
+    newest_checkpoint,
+    plan_resume,
+)
 from farl_cli.training import resume, train
 
 TINY = [
@@ -295,3 +304,30 @@ def test_sigkill_at_random_moments_leaves_loadable_checkpoints_and_a_resumable_r
     steps = steps_of(run_dir / "metrics.csv")
     assert steps == sorted(set(steps)) and steps[-1] == end
     assert not list((run_dir / "checkpoints").glob(".*.tmp"))
+
+
+@pytest.mark.parametrize(
+    "setting",
+    [
+        "agent.critic_layer_norm=true",
+        "agent.buffer_size=50000",
+        "agent.normalize_observations=true",
+        "agent.activation=tanh",
+    ],
+)
+def test_resume_refuses_to_reshape_an_fsac_run(setting: str) -> None:
+    saved = load_preset("hopper-fsac")
+    with pytest.raises(RunError, match=f"{setting.split('=')[0]}=.* contradicts"):
+        _check_fixed_keys(Path("last.pt"), saved, load_preset("hopper-fsac", [setting]))
+    _check_fixed_keys(Path("last.pt"), saved, load_preset("hopper-fsac", ["agent.tau=0.01"]))
+
+
+def test_every_fixed_key_names_a_setting_of_some_preset() -> None:
+    # a renamed setting would otherwise leave its FIXED_ON_RESUME entry matching nothing
+    names = {
+        key
+        for preset in ("platform-fppo", "hopper-fsac")
+        for key in _flat(load_preset(preset).model_dump(mode="json"))
+    }
+    for fixed in FIXED_ON_RESUME:
+        assert any(name == fixed or name.startswith(fixed) for name in names), fixed
