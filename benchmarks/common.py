@@ -89,13 +89,34 @@ def farl_run(
     return result.global_step / elapsed
 
 
-def sb3_sac(preset: Preset, seed: int, **overrides: Any) -> Any:
+def quantized(env: Any, bins: int) -> Any:
+    """``env`` with each continuous action moved to the nearest of farl's ``bins`` values per
+    dimension: the torques a factored agent can play, played by a continuous learner."""
+    import gymnasium as gym
+
+    from farl_cli.spaces import BoxCodec
+
+    values = BoxCodec(env.action_space, bins=bins).values
+    rows = np.arange(values.shape[0])
+
+    def nearest(action: np.ndarray) -> np.ndarray:
+        chosen = np.abs(values - np.asarray(action, dtype=np.float64)[:, None]).argmin(axis=1)
+        return values[rows, chosen].astype(env.action_space.dtype)
+
+    return gym.wrappers.TransformAction(env, nearest, env.action_space)
+
+
+def sb3_sac(preset: Preset, seed: int, *, quantize: bool = False, **overrides: Any) -> Any:
     """Stable-Baselines3 SAC with continuous actions on an FSAC preset's environment, with its
-    network sizes and hyperparameters (``overrides`` replace SAC's keyword arguments)."""
+    network sizes and hyperparameters (``overrides`` replace SAC's keyword arguments); with
+    ``quantize`` the environment plays each action at the preset's bins (``quantized``)."""
     from stable_baselines3 import SAC
 
     from farl_cli.envs import make_env
 
+    env = make_env(preset.env.name)
+    if quantize:
+        env = quantized(env, preset.env.bins)
     cfg = preset.agent
     assert isinstance(cfg, FSACConfig), f"{preset.name} is not an FSAC preset"
     kwargs: dict[str, Any] = {
@@ -115,7 +136,7 @@ def sb3_sac(preset: Preset, seed: int, **overrides: Any) -> Any:
         "device": "cpu",
         "verbose": 0,
     }
-    return SAC("MlpPolicy", make_env(preset.env.name), **{**kwargs, **overrides})
+    return SAC("MlpPolicy", env, **{**kwargs, **overrides})
 
 
 def sb3_ppo(preset: Preset, seed: int, env_fn: Callable[[], Any], **overrides: Any) -> Any:

@@ -18,6 +18,10 @@ records the preset as resolved (``sweep.json``): a label continues only with the
 not silently mixed into a label's earlier seeds; a label begun before this record adopts
 the preset of its next command.
 
+``--quantize`` (SAC only) plays each of SAC's actions at the nearest of the preset's
+``env.bins`` values per torque, the torques farl's factored policy chooses among: it tells
+what the discretization alone costs a continuous learner.
+
 Writes ``<label>.csv`` (every seed's evaluations), ``<label>-summary.csv``, ``<label>.png``
 (as ``learning.py`` does) and ``<label>-runs.csv`` (steps and wall time per seed), each row
 with the commit and the command.
@@ -41,6 +45,7 @@ import numpy as np
 from common import (
     RESULTS,
     on_ray,
+    quantized,
     refuse,
     report_curves,
     run_stamp,
@@ -66,6 +71,7 @@ class SeedJob:
     seed: int
     steps: int
     directory: str
+    quantize: bool = False
 
 
 def optimizers(model: Any) -> dict[str, Any]:
@@ -168,11 +174,14 @@ def run_seed(job: SeedJob) -> dict[str, Any]:
     if isinstance(preset.agent, FPPOConfig):
         model = sb3_ppo(preset, job.seed, lambda: make_env(preset.env.name))
     else:
-        model = sb3_sac(preset, job.seed, buffer_size=min(preset.agent.buffer_size, job.steps))
+        buffer_size = min(preset.agent.buffer_size, job.steps)
+        model = sb3_sac(preset, job.seed, quantize=job.quantize, buffer_size=buffer_size)
     directory = Path(job.directory)
     progress = load_state(directory, model) or {"curve": [], "wall": 0.0}
     curve: list[list[float]] = progress["curve"]
     eval_env = make_env(preset.env.name)
+    if job.quantize:
+        eval_env = quantized(eval_env, preset.env.bins)
     venv = model.get_env()
 
     def evaluate() -> float:
@@ -257,6 +266,11 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=2, help="seeds trained at once (CPUs)")
     parser.add_argument("--label", default=None, help="file name stem (default: sb3-<algo>-<env>)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--quantize",
+        action="store_true",
+        help="SAC only: play each action at the nearest of the preset's env.bins per torque",
+    )
     args = parser.parse_args()
 
     stop_cleanly()  # also in the background, where SIGINT is ignored
@@ -269,12 +283,16 @@ def main() -> None:
         algo = "ppo" if isinstance(preset.agent, FPPOConfig) else "sac"
         label = args.label or f"sb3-{algo}-{preset.env.name}"
         runs = args.out / "runs" / label
-        claim_sweep_dir(runs, sweep_record(preset, {}, args.preset, args.overrides), "--label")
+        if args.quantize and algo != "sac":
+            raise FarlError("--quantize applies to SAC (an FSAC preset) only")
+        sets = [*args.overrides, *(["--quantize"] if args.quantize else [])]
+        claim_sweep_dir(runs, sweep_record(preset, {}, args.preset, sets), "--label")
     except FarlError as exc:  # a bad preset or --set, or a label that holds another benchmark
         refuse(str(exc))
     seeds = range(args.first_seed, args.first_seed + args.seeds)
     jobs = [
-        SeedJob(args.preset, tuple(args.overrides), s, steps, str(runs / f"seed{s}")) for s in seeds
+        SeedJob(args.preset, tuple(args.overrides), s, steps, str(runs / f"seed{s}"), args.quantize)
+        for s in seeds
     ]
     partial = (
         "the CSVs hold the steps reached (see -runs.csv), and the same command continues "
