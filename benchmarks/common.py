@@ -96,12 +96,11 @@ def quantized(env: Any, bins: int) -> Any:
 
     from farl_cli.spaces import BoxCodec
 
-    values = BoxCodec(env.action_space, bins=bins).values
-    rows = np.arange(values.shape[0])
+    codec = BoxCodec(env.action_space, bins=bins)
 
     def nearest(action: np.ndarray) -> np.ndarray:
-        chosen = np.abs(values - np.asarray(action, dtype=np.float64)[:, None]).argmin(axis=1)
-        return values[rows, chosen].astype(env.action_space.dtype)
+        distance = np.abs(codec.values - np.asarray(action, dtype=np.float64)[:, None])
+        return codec.decode(distance.argmin(axis=1))
 
     return gym.wrappers.TransformAction(env, nearest, env.action_space)
 
