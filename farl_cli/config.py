@@ -123,12 +123,19 @@ class FSACConfig(_Section):
     # eq. 5 per dimension), or "additive": the joint Q is the sum of the sub-Qs, regressed on
     # one target r + gamma sum_i V^i(s'), so each sub-Q learns its share of the joint value
     # instead of averaging over whatever the other dimensions did in the replayed actions.
-    critic: Literal["per_dimension", "additive"] = "per_dimension"
-    # Additive critic only: the twin minimum in its target taken per dimension (each sub-Q's
-    # soft value the smaller of its twins', then summed) or of the joint soft values (the
-    # smaller of the twins' sums, as continuous SAC takes it of its joint Q). The first sums
-    # k minima, each biased low, and is the more pessimistic; yet on HalfCheetah "joint"
-    # measured worse on every seed (README, "Measured"), so it is not the default.
+    # Not in the paper, "pairwise": the additive joint Q plus a term for every pair of
+    # dimensions, sum_{i<j} e_i(s, a^i) . e_j(s, a^j) with e_i in R^pair_rank, so that the
+    # critic can say that one torque's best value depends on another's. Its expectation under
+    # independent sub-policies is still exact and cheap (the pair term of the mean
+    # embeddings), so eq. 6 and eq. 11 keep their form, each sub-Q taking its pair terms in
+    # expectation over the other dimensions' policies.
+    critic: Literal["per_dimension", "additive", "pairwise"] = "per_dimension"
+    pair_rank: Annotated[int, NB, Field(gt=0, le=256)] = 8
+    # Additive or pairwise critic only: the twin minimum in its target taken per dimension
+    # (each sub-Q's soft value the smaller of its twins', then summed) or of the joint soft
+    # values (the smaller of the twins' sums, as continuous SAC takes it of its joint Q). The
+    # first sums k minima, each biased low, and is the more pessimistic; yet on HalfCheetah
+    # "joint" measured worse on every seed (README, "Measured"), so it is not the default.
     twin_min: Literal["per_dimension", "joint"] = "per_dimension"
     hidden_sizes: HiddenSizes = Field(default_factory=lambda: [256, 256])
     activation: Literal["relu", "tanh"] = "relu"

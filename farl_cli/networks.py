@@ -220,11 +220,40 @@ class SubQNet(FactoredHeadsNet):
     Independent: ``Q^i(s, .)`` from the state alone. Autoregressive: ``Q^i(u^{i-1}, .)``, the
     state plus the one-hot prefix ``a^1..a^{i-1}``, with the same stacked heads as the
     policy so that all intermediate states are evaluated in one pass (teacher forcing).
+
+    With ``pair_rank`` r (independent only, the pairwise critic) each value of every
+    dimension also gets an embedding ``e_i(s, a^i)`` in R^r, from a second linear layer on the
+    same torso; the output is then ``[B, k, max_n, 1 + r]``, the sub-Q value first.
     """
 
+    def __init__(
+        self,
+        obs_dim: int,
+        space: FactoredSpace,
+        hidden: list[int],
+        activation: str,
+        layer_norm: bool = False,
+        pair_rank: int = 0,
+    ) -> None:
+        super().__init__(obs_dim, space, hidden, activation, layer_norm)
+        self.pair_rank = pair_rank
+        if pair_rank:
+            if self.autoregressive:
+                raise ValueError("pair embeddings need an independent factorization")
+            emb_dim = hidden[-1] if hidden else obs_dim
+            self.pairs = nn.Linear(emb_dim, space.n_dims * space.max_size * pair_rank)
+            # small, not tiny: the pair terms start near zero, yet each embedding's gradient
+            # (the others' embeddings) is not so small that they stay there
+            init_output(self.pairs, 0.1)
+
     def forward(self, obs: Tensor, actions: Tensor | None = None) -> Tensor:
-        """Sub-Q values of every value of every dimension."""
-        return self.outputs(obs, actions)
+        """Sub-Q values of every value of every dimension (and their pair embeddings)."""
+        if not self.pair_rank:
+            return self.outputs(obs, actions)
+        emb = self.torso(obs)
+        q = self.heads(emb)
+        e = self.pairs(emb).view(*q.shape, self.pair_rank)
+        return torch.cat([q.unsqueeze(-1), e], dim=-1)
 
 
 class UpQNet(nn.Module):

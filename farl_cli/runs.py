@@ -42,6 +42,8 @@ FIXED_ON_RESUME = (
     "agent.algo",
     "agent.hidden_sizes",
     "agent.activation",
+    "agent.critic",
+    "agent.pair_rank",
     "agent.critic_layer_norm",
     "agent.rollout_steps",
     "agent.buffer_size",
@@ -372,10 +374,16 @@ def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: data}
 
 
+def _fixed_on_resume(key: str) -> bool:
+    """Whether a flat setting is in :data:`FIXED_ON_RESUME`: named, or in a section ending
+    with a dot (``agent.critic`` is fixed, ``agent.critic_max_grad_norm`` is not)."""
+    return any(key == f or (f.endswith(".") and key.startswith(f)) for f in FIXED_ON_RESUME)
+
+
 def _check_fixed_keys(checkpoint: Path, saved: Preset, wanted: Preset) -> None:
     old, new = _flat(saved.model_dump(mode="json")), _flat(wanted.model_dump(mode="json"))
     for key in sorted(set(old) | set(new)):
-        if old.get(key) != new.get(key) and key.startswith(FIXED_ON_RESUME):
+        if old.get(key) != new.get(key) and _fixed_on_resume(key):
             raise RunError(
                 f"{key}={json.dumps(new.get(key))} contradicts {checkpoint}, which has "
                 f"{key}={json.dumps(old.get(key))}; a resumed run keeps its environment, "

@@ -49,7 +49,12 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 @pytest.mark.parametrize(
     ("batched_twins", "critic", "max_norm"),
-    [(False, "per_dimension", "null"), (True, "per_dimension", "null"), (False, "additive", "1")],
+    [
+        (False, "per_dimension", "null"),
+        (True, "per_dimension", "null"),
+        (False, "additive", "1"),
+        (True, "pairwise", "null"),
+    ],
 )
 def test_compiled_fsac_update_matches_the_eager_one(
     batched_twins: bool, critic: str, max_norm: str

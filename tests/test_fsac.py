@@ -15,6 +15,8 @@ from farl_cli.agents.fsac import (
     additive_targets,
     global_temperature_loss,
     intermediate_targets,
+    pairwise_joint_q,
+    pairwise_sub_q,
     policy_losses,
     polyak,
     soft_values,
@@ -104,6 +106,59 @@ def test_additive_targets_are_the_joint_soft_value_over_every_joint_action() -> 
             value += pi * (q_joint - penalty)
         done = 1.0 if terminated[b] else 0.0
         assert fast[b].item() == pytest.approx(float(rewards[b]) + 0.9 * (1 - done) * value)
+
+
+RANK = 2
+
+
+def pair_outputs(seed: int, batch: int = 5) -> torch.Tensor:
+    """A pairwise critic's outputs: sub-Q then a rank-2 embedding per value, ``[B, 3, 4, 3]``."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(batch, 3, 4, 1 + RANK, generator=g, dtype=torch.float64)
+
+
+def pairwise_q_direct(out: torch.Tensor, joint: tuple[int, ...]) -> torch.Tensor:
+    """``sum_i Q^i(a^i) + sum_{i<j} e_i(a^i) . e_j(a^j)`` of one state's joint action, by loops."""
+    q = sum(out[i, a, 0] for i, a in enumerate(joint))
+    for (i, a), (j, b) in itertools.combinations(enumerate(joint), 2):
+        q = q + (out[i, a, 1:] * out[j, b, 1:]).sum()
+    return q  # type: ignore[return-value]
+
+
+def test_pairwise_joint_q_against_a_sum_over_every_pair() -> None:
+    out = pair_outputs(8)
+    actions = torch.tensor([[0, 2, 3], [1, 0, 1], [1, 1, 0], [0, 0, 2], [1, 2, 1]])
+    taken = out[torch.arange(5)[:, None], torch.arange(3), actions]  # [B, k, 1 + r]
+    fast = pairwise_joint_q(taken[..., 0], taken[..., 1:])
+    for b in range(5):
+        joint = tuple(int(a) for a in actions[b])
+        assert fast[b].item() == pytest.approx(pairwise_q_direct(out[b], joint).item())
+
+
+def test_pairwise_soft_value_and_policy_gradient_over_every_joint_action() -> None:
+    # the pairwise Q's soft value and its expectation's gradient under the independent
+    # policy, by brute force over all 2 x 3 x 4 joint actions, against the per-dimension
+    # forms that eqs. 6 and 11 use
+    out = pair_outputs(9)
+    logits = dist(10).logits.clone().requires_grad_(True)
+    d = IndependentCategorical(logits, MASK)
+    fast = soft_values(d.probs, d.log_probs0, pairwise_sub_q(d.probs, out, 0.5), ALPHA).sum(-1)
+    surrogate = (d.probs * pairwise_sub_q(d.probs.detach(), out, 1.0)).sum((1, 2))
+    (fast_grad,) = torch.autograd.grad(surrogate.sum(), logits)
+    brute = []
+    for b in range(5):
+        probs = [torch.softmax(logits[b, i, :n], -1) for i, n in enumerate(SIZES)]
+        value = expectation = torch.zeros((), dtype=torch.float64)
+        for joint in itertools.product(*(range(n) for n in SIZES)):
+            pi = math.prod(probs[i][a] for i, a in enumerate(joint))
+            q = pairwise_q_direct(out[b], joint)
+            penalty = sum(ALPHA[i] * probs[i][a].log() for i, a in enumerate(joint))
+            value = value + pi * (q - penalty)
+            expectation = expectation + pi * q
+        assert fast[b].item() == pytest.approx(value.item())
+        brute.append(expectation)
+    (brute_grad,) = torch.autograd.grad(torch.stack(brute).sum(), logits)
+    torch.testing.assert_close(fast_grad, brute_grad)
 
 
 def test_up_q_target_and_global_temperature_loss_against_formulas() -> None:
@@ -253,6 +308,53 @@ def test_additive_critic_learns_and_refuses_an_autoregressive_factorization() ->
         agent("autoregressive", critic="additive")
     with pytest.raises(FarlError, match=r"agent\.twin_min: joint needs agent\.critic: additive"):
         agent("independent", twin_min="joint")
+
+
+def test_pairwise_critic_loss_against_the_joint_soft_value_of_every_joint_action() -> None:
+    # twin_min: joint, so the target is a brute-force quantity: the smaller of the target
+    # twins' soft values over every joint action at s'
+    a = agent("independent", sizes=(2, 3, 4), critic="pairwise", twin_min="joint", pair_rank=3)
+    fill(a)
+    batch = a.buffer.sample(8)
+    obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
+    alpha = a.log_alpha.exp().detach()
+    with torch.no_grad():
+        expected, estimates = 0.0, []
+        for b in range(8):
+            logits = a.policy.heads(a.policy.torso(nxt[b : b + 1]))[0]
+            probs = [torch.softmax(logits[i, :n], -1) for i, n in enumerate((2, 3, 4))]
+            values = []
+            for twin in a.sub_q_target:
+                out, value = twin(nxt[b : b + 1])[0], 0.0
+                for joint in itertools.product(range(2), range(3), range(4)):
+                    pi = math.prod(float(probs[i][x]) for i, x in enumerate(joint))
+                    penalty = sum(float(alpha[i] * probs[i][x].log()) for i, x in enumerate(joint))
+                    value += pi * (float(pairwise_q_direct(out, joint)) - penalty)
+                values.append(value)
+            reward, done = float(batch["rewards"][b]), float(batch["terminated"][b])
+            y = reward + 0.99 * (1 - done) * min(values)
+            joint = tuple(int(x) for x in acts[b])
+            for t, twin in enumerate(a.sub_q):
+                q = float(pairwise_q_direct(twin(obs[b : b + 1])[0], joint))
+                expected += (q - y) ** 2 / 8
+                if t == 0:
+                    estimates.append(q)
+        fast, _, estimate = a.independent_critic_loss(obs, acts, batch, nxt)
+    assert float(fast) == pytest.approx(expected, rel=1e-5)
+    assert estimate.tolist() == pytest.approx(estimates, rel=1e-5, abs=1e-6)
+
+
+def test_pairwise_critic_learns_and_refuses_an_autoregressive_factorization() -> None:
+    a = agent("independent", sizes=(2, 3, 4), critic="pairwise", pair_rank=3)
+    assert a.sub_q[0](torch.zeros(1, 3)).shape == (1, 3, 4, 4)
+    fill(a)
+    before = [p.clone() for p in (*a.sub_q.parameters(), *a.policy.parameters())]
+    after = [*a.sub_q.parameters(), *a.policy.parameters()]
+    metrics = a.update(a.buffer.sample(8))
+    assert all(math.isfinite(float(v)) for v in metrics.values())
+    assert all(not torch.equal(b, p) for b, p in zip(before, after, strict=True))
+    with pytest.raises(FarlError, match=r"agent\.critic: pairwise needs an independent"):
+        agent("autoregressive", critic="pairwise")
 
 
 def log_probs_head_by_head(a: FSACAgent, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:

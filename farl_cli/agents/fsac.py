@@ -53,6 +53,34 @@ def additive_targets(rewards: Tensor, terminated: Tensor, gamma: float, v_next: 
     return sub_q_targets(rewards, terminated, gamma, v_next.sum(-1, keepdim=True))[:, 0]
 
 
+def pairwise_joint_q(q_taken: Tensor, e_taken: Tensor) -> Tensor:
+    """The pairwise critic's joint Q of actions, ``sum_i Q^i + sum_{i<j} e_i . e_j``, ``[B]``.
+
+    ``q_taken`` ``[B, k]`` and ``e_taken`` ``[B, k, r]`` are the sub-Qs and embeddings of the
+    actions' values; the pair sum is half the square of the summed embeddings less their
+    squares.
+    """
+    total = e_taken.sum(1)
+    pairs = 0.5 * (total.pow(2).sum(-1) - e_taken.pow(2).sum((1, 2)))
+    return q_taken.sum(-1) + pairs
+
+
+def pairwise_sub_q(probs: Tensor, outputs: Tensor, share: float) -> Tensor:
+    """Sub-Qs with their pair terms in expectation over the other dimensions' policies,
+    ``Q^i(.) + share e_i(.) . sum_{j != i} pi^j(.)^T e_j(.)``, ``[B, k, max_n]``.
+
+    ``outputs`` is the pairwise critic's ``[B, k, max_n, 1 + r]``. With ``share`` 1/2 the
+    sum over i of ``pi^i(.)^T`` of it is the joint Q's expectation under the independent
+    policy, the soft value of eq. 6 summed; with ``share`` 1 (and ``probs`` held fixed) it is
+    that expectation's gradient with respect to ``pi^i``, so eq. 11 improves each dimension
+    against the others' current policies.
+    """
+    q, e = outputs[..., 0], outputs[..., 1:]
+    means = (probs.unsqueeze(-1) * e).sum(2)  # [B, k, r]
+    others = means.sum(1, keepdim=True) - means
+    return q + share * (e * others.unsqueeze(2)).sum(-1)
+
+
 def policy_losses(probs: Tensor, log_probs: Tensor, q: Tensor, alpha: Tensor) -> Tensor:
     """Equation 11: ``pi^i(.)^T [alpha_i log pi^i(.) - Q^i(.)]`` for every i, ``[B, k]``."""
     return (probs * (alpha[:, None] * log_probs - q)).sum(-1)
@@ -193,22 +221,28 @@ class FSACAgent(PolicyActor):
         self.num_envs = num_envs
         self.save_buffer = save_buffer
         self.autoregressive = space.factorization == "autoregressive"
-        if self.autoregressive and cfg.critic == "additive":
+        # additive or pairwise: one joint Q regressed on one joint target
+        self.joint_critic = cfg.critic != "per_dimension"
+        if self.autoregressive and self.joint_critic:
             raise FarlError(
-                "agent.critic: additive needs an independent factorization (env.factorization:"
-                " independent); an autoregressive one learns sub-Q and up-Q values instead"
+                f"agent.critic: {cfg.critic} needs an independent factorization"
+                " (env.factorization: independent); an autoregressive one learns sub-Q and"
+                " up-Q values instead"
             )
-        if cfg.twin_min == "joint" and cfg.critic != "additive":
+        if cfg.twin_min == "joint" and not self.joint_critic:
             raise FarlError(
-                "agent.twin_min: joint needs agent.critic: additive; each of the paper's"
-                " sub-Qs is a value of its own, whose twin minimum is taken on its own"
+                "agent.twin_min: joint needs agent.critic: additive or pairwise; each of the"
+                " paper's sub-Qs is a value of its own, whose twin minimum is taken on its own"
             )
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
         self.policy = FactoredPolicy(obs_dim, space, hidden, act)
         norm = cfg.critic_layer_norm
-        self.sub_q = nn.ModuleList([SubQNet(obs_dim, space, hidden, act, norm) for _ in range(2)])
+        rank = cfg.pair_rank if cfg.critic == "pairwise" else 0
+        self.sub_q = nn.ModuleList(
+            [SubQNet(obs_dim, space, hidden, act, norm, rank) for _ in range(2)]
+        )
         self.up_q = nn.ModuleList(
             [UpQNet(obs_dim, space, hidden, act, norm) for _ in range(2)]
             if self.autoregressive
@@ -346,19 +380,30 @@ class FSACAgent(PolicyActor):
         self.critic_optimizer.step()
         return norm.detach()
 
+    def sub_q_values(self, outputs: Tensor, probs: Tensor, share: float) -> Tensor:
+        """A critic's sub-Qs ``[B, k, max_n]``: its outputs, or the pairwise critic's sub-Qs
+        with their pair terms in expectation under ``probs`` (:func:`pairwise_sub_q`)."""
+        if self.cfg.critic != "pairwise":
+            return outputs
+        return pairwise_sub_q(probs, outputs, share)
+
     def independent_critic_loss(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> tuple[Tensor, list[Tensor], Tensor]:
         """Equation 5 with ``Q^i`` and the soft values ``V^i`` of eq. 6, all dimensions at
         once (or, with ``critic: additive``, their sum against one joint target, whose twin
-        minimum ``twin_min: joint`` takes of the summed values), summed over the twins; also
-        the twins' outputs ``[B, k, max_n]`` at ``obs`` and the first twin's estimate of the
-        stored actions' return, ``[B]`` (the summed sub-Qs, or their mean for the paper's
-        critic, whose every sub-Q estimates the whole return)."""
-        additive = self.cfg.critic == "additive"
+        minimum ``twin_min: joint`` takes of the summed values; ``pairwise`` adds the pair
+        terms to the sum), summed over the twins; also the twins' outputs at ``obs`` and the
+        first twin's estimate of the stored actions' return, ``[B]`` (the joint Q, or the
+        mean sub-Q for the paper's critic, whose every sub-Q estimates the whole return)."""
+        joint = self.joint_critic
         with torch.no_grad():
             nxt = self.policy(next_obs)
-            q_twins, alpha = self._twins(self.sub_q_target, next_obs), self.target_alpha()
+            q_twins = [  # each twin's sub-Qs; summed under the policy, its joint Q's mean
+                self.sub_q_values(q, nxt.probs, 0.5)
+                for q in self._twins(self.sub_q_target, next_obs)
+            ]
+            alpha = self.target_alpha()
             if self.cfg.twin_min == "joint":  # each twin's joint soft value, then the smaller
                 v_twins = [
                     soft_values(nxt.probs, nxt.log_probs0, q, alpha).sum(-1, keepdim=True)
@@ -367,17 +412,23 @@ class FSACAgent(PolicyActor):
                 v_next = twin_min(v_twins)
             else:
                 v_next = soft_values(nxt.probs, nxt.log_probs0, twin_min(q_twins), alpha)
-            targets = (additive_targets if additive else sub_q_targets)(
+            targets = (additive_targets if joint else sub_q_targets)(
                 batch["rewards"], batch["terminated"], self.cfg.gamma, v_next
             )
-        index = actions.unsqueeze(-1)
         q_all = self._twins(self.sub_q, obs)
-        taken = [q.gather(-1, index).squeeze(-1) for q in q_all]  # [B, k] per twin
-        if additive:
-            q_loss = sum((q.sum(-1) - targets).pow(2).mean() for q in taken)
+        if self.cfg.critic == "pairwise":
+            index = actions[:, :, None, None].expand(-1, -1, 1, self.cfg.pair_rank + 1)
+            taken_values = [q.gather(2, index).squeeze(2) for q in q_all]  # [B, k, 1 + r]
+            q_taken = [pairwise_joint_q(v[..., 0], v[..., 1:]) for v in taken_values]
         else:
-            q_loss = sum((q - targets).pow(2).mean(0).sum() for q in taken)
-        estimate = taken[0].sum(-1) if additive else taken[0].mean(-1)
+            taken = [q.gather(-1, actions.unsqueeze(-1)).squeeze(-1) for q in q_all]  # [B, k]
+            q_taken = [q.sum(-1) for q in taken] if joint else taken
+        if joint:
+            q_loss = sum((q - targets).pow(2).mean() for q in q_taken)
+            estimate = q_taken[0]
+        else:
+            q_loss = sum((q - targets).pow(2).mean(0).sum() for q in q_taken)
+            estimate = q_taken[0].mean(-1)
         return q_loss, q_all, estimate.detach()  # type: ignore[return-value]
 
     def _update_independent(
@@ -388,7 +439,8 @@ class FSACAgent(PolicyActor):
         q_grad_norm = self._critic_step(q_loss)
         # policy: eq. 11 per dimension, against the twin minimum of the same critic pass
         dist = self.policy(obs)
-        q_now = twin_min(q_all).detach()
+        probs_now = dist.probs.detach()
+        q_now = twin_min([self.sub_q_values(q.detach(), probs_now, 1.0) for q in q_all])
         policy_loss = policy_losses(dist.probs, dist.log_probs0, q_now, alpha).mean(0).sum()
         self._step(self.policy_optimizer, policy_loss)
         # temperatures: eq. 13 towards beta log n_i
