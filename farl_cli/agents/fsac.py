@@ -431,17 +431,25 @@ class FSACAgent(PolicyActor):
             estimate = q_taken[0].mean(-1)
         return q_loss, q_all, estimate.detach()  # type: ignore[return-value]
 
+    def independent_policy_loss(
+        self, obs: Tensor, q_all: list[Tensor], alpha: Tensor
+    ) -> tuple[Tensor, FactoredDistribution]:
+        """Equation 11 for every dimension against the twin minimum of the critics' outputs
+        ``q_all`` at ``obs`` (the pairwise critic's sub-Qs with their pair terms in
+        expectation over the other dimensions' current policies), summed over dimensions and
+        averaged over the batch; also the policy at ``obs``."""
+        dist = self.policy(obs)
+        probs_now = dist.probs.detach()
+        q_now = twin_min([self.sub_q_values(q.detach(), probs_now, 1.0) for q in q_all])
+        return policy_losses(dist.probs, dist.log_probs0, q_now, alpha).mean(0).sum(), dist
+
     def _update_independent(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> dict[str, Tensor]:
         alpha = self.log_alpha.exp().detach()
         q_loss, q_all, q_estimate = self.independent_critic_loss(obs, actions, batch, next_obs)
         q_grad_norm = self._critic_step(q_loss)
-        # policy: eq. 11 per dimension, against the twin minimum of the same critic pass
-        dist = self.policy(obs)
-        probs_now = dist.probs.detach()
-        q_now = twin_min([self.sub_q_values(q.detach(), probs_now, 1.0) for q in q_all])
-        policy_loss = policy_losses(dist.probs, dist.log_probs0, q_now, alpha).mean(0).sum()
+        policy_loss, dist = self.independent_policy_loss(obs, q_all, alpha)
         self._step(self.policy_optimizer, policy_loss)
         # temperatures: eq. 13 towards beta log n_i
         alpha_loss = (
