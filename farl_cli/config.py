@@ -155,6 +155,11 @@ class FSACConfig(_Section):
     # usual remedy in the literature for critics that overestimate and diverge. On
     # HalfCheetah it held the critic but learned more slowly (README, "Measured").
     critic_layer_norm: bool = False
+    # Not in the paper, independent and evenly spaced values only (binned torques): each
+    # sub-Q a polynomial of this degree in its bin's position instead of one free value per
+    # bin (None), so that what the critic learns of one torque reaches the torques next to
+    # it, as a continuous critic's smoothness in the action does.
+    sub_q_degree: Annotated[int, NB, Field(ge=0, le=255)] | None = None
 
 
 AgentConfig = Annotated[FPPOConfig | FSACConfig, Field(discriminator="algo")]

@@ -98,6 +98,39 @@ class IndependentHeads(nn.Module):
         return self.linear(emb).view(-1, self.k, self.max_n)
 
 
+def polynomial_basis(n: int, degree: int) -> Tensor:
+    """``[degree + 1, n]``: polynomials of degree 0..``degree`` at n evenly spaced points,
+    orthogonal over those points and scaled so that each point's squared norm is 1 on average
+    (the scale of one free value per point)."""
+    x = torch.linspace(-1.0, 1.0, n, dtype=torch.float64)
+    vander = torch.stack([x**p for p in range(degree + 1)], dim=1)  # [n, degree + 1]
+    q, _ = torch.linalg.qr(vander)
+    return (q * math.sqrt(n / (degree + 1))).T.float()
+
+
+class PolynomialHeads(nn.Module):
+    """Every dimension's outputs as a polynomial of ``degree`` in the value's position,
+    ``[B, k, n]``: a linear layer gives ``degree + 1`` coefficients per dimension. For evenly
+    spaced values (binned torques), so that what is learned about one bin reaches its
+    neighbours; degree ``n - 1`` is as free as :class:`IndependentHeads`."""
+
+    def __init__(self, emb_dim: int, space: FactoredSpace, degree: int) -> None:
+        super().__init__()
+        n = space.max_size
+        if not space.evenly_spaced or len(set(space.sizes)) != 1:
+            raise ValueError("polynomial heads need evenly spaced values, as many per dimension")
+        if not 0 <= degree < n:
+            raise ValueError(f"the degree must be in 0..{n - 1} for {n} values, got {degree}")
+        self.k, self.coefficients = space.n_dims, degree + 1
+        self.linear = nn.Linear(emb_dim, self.k * self.coefficients)
+        init_output(self.linear, 0.01)
+        self.register_buffer("basis", polynomial_basis(n, degree))
+
+    def forward(self, emb: Tensor) -> Tensor:
+        """Outputs of every value of every dimension."""
+        return self.linear(emb).view(-1, self.k, self.coefficients) @ self.basis
+
+
 class AutoregressiveHeads(nn.Module):
     """k heads of one hidden layer each; head i reads the embedding and the prefix a[:, :i].
 
@@ -224,6 +257,9 @@ class SubQNet(FactoredHeadsNet):
     With ``pair_rank`` r (independent only, the pairwise critic) each value of every
     dimension also gets an embedding ``e_i(s, a^i)`` in R^r, from a second linear layer on the
     same torso; the output is then ``[B, k, max_n, 1 + r]``, the sub-Q value first.
+
+    With ``degree`` d (independent, evenly spaced values) each sub-Q is a polynomial of degree
+    d in the value's position (:class:`PolynomialHeads`) instead of one free value per value.
     """
 
     def __init__(
@@ -234,13 +270,18 @@ class SubQNet(FactoredHeadsNet):
         activation: str,
         layer_norm: bool = False,
         pair_rank: int = 0,
+        degree: int | None = None,
     ) -> None:
         super().__init__(obs_dim, space, hidden, activation, layer_norm)
         self.pair_rank = pair_rank
+        emb_dim = hidden[-1] if hidden else obs_dim
+        if degree is not None:
+            if self.autoregressive:
+                raise ValueError("polynomial sub-Qs need an independent factorization")
+            self.heads = PolynomialHeads(emb_dim, space, degree)
         if pair_rank:
             if self.autoregressive:
                 raise ValueError("pair embeddings need an independent factorization")
-            emb_dim = hidden[-1] if hidden else obs_dim
             self.pairs = nn.Linear(emb_dim, space.n_dims * space.max_size * pair_rank)
             # small, not tiny: the pair terms start near zero, yet each embedding's gradient
             # (the others' embeddings) is not so small that they stay there

@@ -45,6 +45,7 @@ FIXED_ON_RESUME = (
     "agent.critic",
     "agent.pair_rank",
     "agent.critic_layer_norm",
+    "agent.sub_q_degree",
     "agent.rollout_steps",
     "agent.buffer_size",
     "agent.normalize_observations",

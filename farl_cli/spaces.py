@@ -45,6 +45,9 @@ class FactoredSpace:
     dim_labels: tuple[str, ...]
     value_labels: tuple[tuple[str, ...], ...]
     meaning_depends_on_previous: bool = False
+    # every dimension's values are evenly spaced points on a line, in order (a binned Box),
+    # so that a network may treat neighbouring values as neighbours
+    evenly_spaced: bool = False
 
     def __post_init__(self) -> None:
         if not self.sizes:
@@ -108,6 +111,7 @@ class FactoredSpace:
             self.dim_labels,
             self.value_labels,
             self.meaning_depends_on_previous,
+            self.evenly_spaced,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,6 +122,7 @@ class FactoredSpace:
             "dim_labels": list(self.dim_labels),
             "value_labels": [list(v) for v in self.value_labels],
             "meaning_depends_on_previous": self.meaning_depends_on_previous,
+            "evenly_spaced": self.evenly_spaced,
         }
 
     @classmethod
@@ -129,6 +134,7 @@ class FactoredSpace:
             dim_labels=tuple(data["dim_labels"]),
             value_labels=tuple(tuple(v) for v in data["value_labels"]),
             meaning_depends_on_previous=bool(data.get("meaning_depends_on_previous", False)),
+            evenly_spaced=bool(data.get("evenly_spaced", False)),
         )
 
 
@@ -187,6 +193,7 @@ class BoxCodec:
             factorization=self.factorization,
             dim_labels=tuple(names),
             value_labels=tuple(tuple(_fmt(v) for v in row) for row in self.values),
+            evenly_spaced=True,
         )
 
     def decode(self, sub_actions: np.ndarray) -> np.ndarray:

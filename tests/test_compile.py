@@ -48,18 +48,23 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 @pytest.mark.parametrize(
-    ("batched_twins", "critic", "max_norm"),
+    ("batched_twins", "critic", "max_norm", "degree"),
     [
-        (False, "per_dimension", "null"),
-        (True, "per_dimension", "null"),
-        (False, "additive", "1"),
-        (True, "pairwise", "null"),
+        (False, "per_dimension", "null", "null"),
+        (True, "per_dimension", "null", "null"),
+        (False, "additive", "1", "null"),
+        (True, "pairwise", "null", "null"),
+        (True, "additive", "null", "3"),
     ],
 )
 def test_compiled_fsac_update_matches_the_eager_one(
-    batched_twins: bool, critic: str, max_norm: str
+    batched_twins: bool, critic: str, max_norm: str, degree: str
 ) -> None:
-    sets = [f"agent.critic={critic}", f"agent.critic_max_grad_norm={max_norm}"]
+    sets = [
+        f"agent.critic={critic}",
+        f"agent.critic_max_grad_norm={max_norm}",
+        f"agent.sub_q_degree={degree}",
+    ]
     eager, compiled = _pair("hopper-fsac", ["agent.hidden_sizes=[32,32]", *sets])
     compiled.batched_twins = batched_twins  # batched is what a GPU runs; the CPU need not
     batch = _replay_batch(eager, 64)

@@ -385,6 +385,27 @@ def test_pairwise_critic_learns_and_refuses_an_autoregressive_factorization() ->
         agent("autoregressive", critic="pairwise")
 
 
+def test_polynomial_sub_qs_learn_and_refuse_spaces_without_evenly_spaced_values() -> None:
+    box = make_codec(spaces.Box(-1.0, 1.0, (3,)), bins=5).space
+    cfg = FSACConfig(hidden_sizes=[16], batch_size=8, learning_starts=0, sub_q_degree=2)
+    a = FSACAgent(3, box, cfg, num_envs=1, seed=0)
+    q = a.sub_q[0](torch.randn(4, 3))
+    assert q.shape == (4, 3, 5)
+    # quadratic in the bin: its third differences along the bins vanish, its second do not
+    assert torch.allclose(q.diff(n=3, dim=-1), torch.zeros(4, 3, 2), atol=1e-6)
+    fill(a)
+    before = [p.clone() for p in a.sub_q.parameters()]
+    assert math.isfinite(float(a.update(a.buffer.sample(8))["q_loss"]))
+    assert any(not torch.equal(b, p) for b, p in zip(before, a.sub_q.parameters(), strict=True))
+    assert not torch.allclose(a.sub_q[0](torch.randn(4, 3)).diff(n=2, dim=-1), torch.zeros(1))
+    with pytest.raises(FarlError, match=r"sub_q_degree: 2 .* sizes \[3, 4\], not evenly"):
+        agent("independent", sub_q_degree=2)  # MultiDiscrete: values in no order
+    with pytest.raises(FarlError, match=r"sub_q_degree: 5 .* more than 5 values"):
+        FSACAgent(3, box, cfg.model_copy(update={"sub_q_degree": 5}), num_envs=1, seed=0)
+    with pytest.raises(FarlError, match=r"this one is autoregressive"):
+        FSACAgent(3, box.with_factorization("autoregressive"), cfg, num_envs=1, seed=0)
+
+
 def log_probs_head_by_head(a: FSACAgent, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:
     """``log pi^i(a^i | u^{i-1})`` of one state's action, head by head, ``[k]``."""
     emb = a.policy.torso(obs)

@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
-from farl_cli.networks import AutoregressiveHeads, FactoredPolicy, RunningNorm, mlp
+from farl_cli.networks import (
+    AutoregressiveHeads,
+    FactoredPolicy,
+    PolynomialHeads,
+    RunningNorm,
+    mlp,
+    polynomial_basis,
+)
 from farl_cli.spaces import FactoredSpace
 
 
@@ -76,3 +84,28 @@ def test_mlp_layer_norm_normalizes_each_hidden_layer_and_keeps_the_linear_weight
     torch.testing.assert_close(pre.var(-1, unbiased=False), torch.ones(32), atol=1e-3, rtol=0)
     # a hundredfold input moves the plain network's output far more than the normed one's
     assert (normed(x) - normed(x / 100)).abs().max() < (plain(x) - plain(x / 100)).abs().max()
+
+
+def test_polynomial_basis_is_orthogonal_and_spans_the_polynomials_of_its_degree() -> None:
+    basis = polynomial_basis(11, 3).double()  # [4, 11]
+    torch.testing.assert_close(basis @ basis.T, torch.eye(4, dtype=torch.float64) * 11 / 4)
+    x = torch.linspace(-1, 1, 11, dtype=torch.float64)
+    cubic = 2 - x + 0.5 * x**2 - 3 * x**3
+    # a cubic is its own projection onto the basis; a quartic is not
+    torch.testing.assert_close(cubic @ basis.T @ basis * 4 / 11, cubic)
+    quartic = x**4
+    assert not torch.allclose(quartic @ basis.T @ basis * 4 / 11, quartic)
+    full = polynomial_basis(11, 10)  # degree n - 1: any values at all
+    assert torch.linalg.matrix_rank(full) == 11
+
+
+def test_polynomial_heads_need_evenly_spaced_values_of_one_size() -> None:
+    even = FactoredSpace((5, 5), "independent", ("a", "b"), (tuple("01234"),) * 2, False, True)
+    heads = PolynomialHeads(6, even, 1)
+    out = heads(torch.randn(3, 6))
+    assert out.shape == (3, 2, 5)
+    torch.testing.assert_close(out.diff(n=2, dim=-1), torch.zeros(3, 2, 3))  # linear in the bin
+    with pytest.raises(ValueError, match="evenly spaced"):
+        PolynomialHeads(6, space((5, 5), "independent"), 1)
+    with pytest.raises(ValueError, match=r"degree must be in 0\.\.4"):
+        PolynomialHeads(6, even, 5)

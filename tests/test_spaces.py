@@ -42,6 +42,10 @@ def test_box_bins_include_both_endpoints() -> None:
     np.testing.assert_allclose(codec.decode(np.array([10, 10])), [1.0, 0.4], rtol=1e-6)
     assert codec.decode(np.array([0, 5])).dtype == np.float32
     assert codec.space.value_labels[1][0] == "-0.4"
+    # binned values are evenly spaced, in order; a Box's codec says so and keeps saying so
+    assert codec.space.evenly_spaced
+    assert FactoredSpace.from_dict(codec.space.to_dict()).evenly_spaced
+    assert codec.space.with_factorization("autoregressive").evenly_spaced
 
 
 def test_multidiscrete_is_kept_as_it_is_with_its_start() -> None:
@@ -49,6 +53,7 @@ def test_multidiscrete_is_kept_as_it_is_with_its_start() -> None:
     codec = make_codec(md)
     assert codec.space.sizes == (19, 19, 19)
     np.testing.assert_array_equal(codec.decode(np.array([0, 5, 18])), [1, 6, 19])
+    assert not codec.space.evenly_spaced  # indices of choices need not be in any order
 
 
 def test_discrete_is_one_dimension_by_default() -> None:

@@ -234,6 +234,16 @@ class FSACAgent(PolicyActor):
                 "agent.twin_min: joint needs agent.critic: additive or pairwise; each of the"
                 " paper's sub-Qs is a value of its own, whose twin minimum is taken on its own"
             )
+        degree = cfg.sub_q_degree
+        if degree is not None and (
+            self.autoregressive or not space.evenly_spaced or degree >= min(space.sizes)
+        ):
+            raise FarlError(
+                f"agent.sub_q_degree: {degree} needs an independent factorization of evenly"
+                f" spaced values (a binned Box action space) with more than {degree} values"
+                f" per dimension; this one is {space.factorization}, sizes {list(space.sizes)},"
+                f" {'' if space.evenly_spaced else 'not '}evenly spaced"
+            )
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
@@ -241,7 +251,7 @@ class FSACAgent(PolicyActor):
         norm = cfg.critic_layer_norm
         rank = cfg.pair_rank if cfg.critic == "pairwise" else 0
         self.sub_q = nn.ModuleList(
-            [SubQNet(obs_dim, space, hidden, act, norm, rank) for _ in range(2)]
+            [SubQNet(obs_dim, space, hidden, act, norm, rank, degree) for _ in range(2)]
         )
         self.up_q = nn.ModuleList(
             [UpQNet(obs_dim, space, hidden, act, norm) for _ in range(2)]
