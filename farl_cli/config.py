@@ -160,6 +160,11 @@ class FSACConfig(_Section):
     # bin (None), so that what the critic learns of one torque reaches the torques next to
     # it, as a continuous critic's smoothness in the action does.
     sub_q_degree: Annotated[int, NB, Field(ge=0, le=255)] | None = None
+    # Independent only: each head pulled towards softmax(Q^i / alpha_i) by eq. 11, the
+    # reverse KL (the paper), or, not in the paper, by the forward KL, whose gradient does
+    # not vanish on a sub-action the head has all but ruled out, so that the policy keeps up
+    # when its critic changes its mind.
+    policy_loss: Literal["reverse_kl", "forward_kl"] = "reverse_kl"
 
 
 AgentConfig = Annotated[FPPOConfig | FSACConfig, Field(discriminator="algo")]

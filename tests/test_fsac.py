@@ -13,6 +13,7 @@ from gymnasium import spaces
 from farl_cli.agents.fsac import (
     FSACAgent,
     additive_targets,
+    forward_kl_policy_losses,
     global_temperature_loss,
     intermediate_targets,
     pairwise_joint_q,
@@ -87,6 +88,46 @@ def test_sub_q_targets_policy_and_temperature_losses_against_loops() -> None:
             assert pol[b, i] == pytest.approx(float((p * (ALPHA[i] * lp - q[b, i, :n])).sum()))
             expected = float((p * (-ALPHA[i] * (lp + target_entropy[i]))).sum())
             assert temp[b, i] == pytest.approx(expected)
+
+
+def test_forward_kl_policy_loss_against_loops_and_its_gradient_in_the_logits() -> None:
+    d, q = dist(6), q_values(7)
+    logits = d.logits.clone().requires_grad_(True)
+    heads = IndependentCategorical(logits, MASK)
+    loss = forward_kl_policy_losses(heads.log_probs0, q, ALPHA, MASK)
+    loss.sum().backward()
+    for b in range(5):
+        for i, n in enumerate(SIZES):
+            p = torch.softmax(d.logits[b, i, :n], -1)
+            boltz = torch.softmax(q[b, i, :n] / ALPHA[i], -1)
+            kl = float((boltz * (boltz.log() - p.log())).sum())
+            assert loss[b, i].item() == pytest.approx(kl)
+            # the gradient pi - softmax(Q / alpha): it does not vanish where pi is small
+            torch.testing.assert_close(logits.grad[b, i, :n], p - boltz)
+            assert torch.all(logits.grad[b, i, n:] == 0)
+    # zero at the Boltzmann policy, positive elsewhere; eq. 11 has the same minimizer
+    boltz = IndependentCategorical(q / ALPHA[None, :, None], MASK)
+    at_min = forward_kl_policy_losses(boltz.log_probs0, q, ALPHA, MASK)
+    torch.testing.assert_close(at_min, torch.zeros_like(at_min))
+    assert torch.all(loss > 1e-6)
+
+
+def test_forward_kl_policy_loss_in_the_agent_and_refused_when_autoregressive() -> None:
+    a = agent("independent", sizes=(2, 3, 4), critic="additive", policy_loss="forward_kl")
+    fill(a)
+    obs = torch.randn(8, 3)
+    q_all = [q(obs) for q in a.sub_q]
+    alpha = a.log_alpha.exp().detach()
+    loss, d = a.independent_policy_loss(obs, q_all, alpha)
+    q_min = torch.minimum(q_all[0], q_all[1]).detach()
+    mask = a.policy.mask
+    expected = forward_kl_policy_losses(d.log_probs0, q_min, alpha, mask).mean(0).sum()
+    torch.testing.assert_close(loss, expected)
+    before = [p.clone() for p in a.policy.parameters()]
+    assert all(math.isfinite(float(v)) for v in a.update(a.buffer.sample(8)).values())
+    assert any(not torch.equal(b, p) for b, p in zip(before, a.policy.parameters(), strict=True))
+    with pytest.raises(FarlError, match=r"agent\.policy_loss: forward_kl needs an independent"):
+        agent("autoregressive", policy_loss="forward_kl")
 
 
 def test_additive_targets_are_the_joint_soft_value_over_every_joint_action() -> None:

@@ -86,6 +86,19 @@ def policy_losses(probs: Tensor, log_probs: Tensor, q: Tensor, alpha: Tensor) ->
     return (probs * (alpha[:, None] * log_probs - q)).sum(-1)
 
 
+def forward_kl_policy_losses(log_probs: Tensor, q: Tensor, alpha: Tensor, mask: Tensor) -> Tensor:
+    """Not in the paper: ``KL(softmax(Q^i / alpha_i) || pi^i)`` for every i, ``[B, k]``.
+
+    Equation 11 is ``alpha_i KL(pi^i || softmax(Q^i / alpha_i))`` up to a constant; both are
+    0 at the same policy, but this one's gradient in the logits, ``pi^i - softmax(Q^i /
+    alpha_i)``, does not vanish on a value the policy has given up on. ``log_probs`` must be
+    0 where a value does not exist (``mask`` False).
+    """
+    scaled = (q / alpha[:, None]).masked_fill(~mask, float("-inf"))
+    target = torch.softmax(scaled, dim=-1)
+    return (torch.special.xlogy(target, target) - target * log_probs).sum(-1)
+
+
 def temperature_losses(
     probs: Tensor, log_probs: Tensor, log_alpha: Tensor, target_entropy: Tensor
 ) -> Tensor:
@@ -233,6 +246,11 @@ class FSACAgent(PolicyActor):
             raise FarlError(
                 "agent.twin_min: joint needs agent.critic: additive or pairwise; each of the"
                 " paper's sub-Qs is a value of its own, whose twin minimum is taken on its own"
+            )
+        if self.autoregressive and cfg.policy_loss != "reverse_kl":
+            raise FarlError(
+                f"agent.policy_loss: {cfg.policy_loss} needs an independent factorization"
+                " (env.factorization: independent); an autoregressive policy learns by eq. 11"
             )
         degree = cfg.sub_q_degree
         if degree is not None and (
@@ -451,7 +469,11 @@ class FSACAgent(PolicyActor):
         dist = self.policy(obs)
         probs_now = dist.probs.detach()
         q_now = twin_min([self.sub_q_values(q.detach(), probs_now, 1.0) for q in q_all])
-        return policy_losses(dist.probs, dist.log_probs0, q_now, alpha).mean(0).sum(), dist
+        if self.cfg.policy_loss == "forward_kl":
+            losses = forward_kl_policy_losses(dist.log_probs0, q_now, alpha, self.policy.mask)
+        else:
+            losses = policy_losses(dist.probs, dist.log_probs0, q_now, alpha)
+        return losses.mean(0).sum(), dist
 
     def _update_independent(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
