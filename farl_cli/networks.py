@@ -128,7 +128,9 @@ class PolynomialHeads(nn.Module):
 
     def forward(self, emb: Tensor) -> Tensor:
         """Outputs of every value of every dimension."""
-        return self.linear(emb).view(-1, self.k, self.coefficients) @ self.basis
+        return torch.einsum(
+            "bkc,cn->bkn", self.linear(emb).view(-1, self.k, self.coefficients), self.basis
+        )
 
 
 class AutoregressiveHeads(nn.Module):

@@ -48,22 +48,24 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
 
 
 @pytest.mark.parametrize(
-    ("batched_twins", "critic", "max_norm", "degree"),
+    ("batched_twins", "critic", "max_norm", "degree", "policy_loss"),
     [
-        (False, "per_dimension", "null", "null"),
-        (True, "per_dimension", "null", "null"),
-        (False, "additive", "1", "null"),
-        (True, "pairwise", "null", "null"),
-        (True, "additive", "null", "3"),
+        (False, "per_dimension", "null", "null", "reverse_kl"),
+        (True, "per_dimension", "null", "null", "reverse_kl"),
+        (False, "additive", "1", "null", "reverse_kl"),
+        (True, "pairwise", "null", "null", "reverse_kl"),
+        (True, "additive", "null", "3", "reverse_kl"),
+        (False, "additive", "null", "null", "forward_kl"),
     ],
 )
 def test_compiled_fsac_update_matches_the_eager_one(
-    batched_twins: bool, critic: str, max_norm: str, degree: str
+    batched_twins: bool, critic: str, max_norm: str, degree: str, policy_loss: str
 ) -> None:
     sets = [
         f"agent.critic={critic}",
         f"agent.critic_max_grad_norm={max_norm}",
         f"agent.sub_q_degree={degree}",
+        f"agent.policy_loss={policy_loss}",
     ]
     eager, compiled = _pair("hopper-fsac", ["agent.hidden_sizes=[32,32]", *sets])
     compiled.batched_twins = batched_twins  # batched is what a GPU runs; the CPU need not

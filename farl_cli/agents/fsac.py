@@ -94,9 +94,9 @@ def forward_kl_policy_losses(log_probs: Tensor, q: Tensor, alpha: Tensor, mask: 
     alpha_i)``, does not vanish on a value the policy has given up on. ``log_probs`` must be
     0 where a value does not exist (``mask`` False).
     """
-    scaled = (q / alpha[:, None]).masked_fill(~mask, float("-inf"))
-    target = torch.softmax(scaled, dim=-1)
-    return (torch.special.xlogy(target, target) - target * log_probs).sum(-1)
+    log_target = torch.log_softmax(torch.where(mask, q / alpha[:, None], -torch.inf), dim=-1)
+    target = log_target.exp()
+    return (target * torch.where(mask, log_target - log_probs, 0.0)).sum(-1)
 
 
 def temperature_losses(
