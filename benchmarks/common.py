@@ -34,6 +34,14 @@ def shown(path: Path) -> str:
         return path.name
 
 
+def shown_run(checkpoint: Path) -> str:
+    """A checkpoint's path as given, relative to the working directory (symlinks kept)."""
+    try:
+        return str(checkpoint.absolute().relative_to(Path.cwd()))
+    except ValueError:
+        return "/".join(checkpoint.parts[-5:])
+
+
 def refuse(message: str) -> NoReturn:
     """Stop on bad input as ``farl`` does: the message on stderr, exit code 2, no traceback."""
     print(f"error: {message}", file=sys.stderr)

@@ -17,19 +17,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, append_row, refuse, run_stamp, shown
+from common import RESULTS, append_row, refuse, run_stamp, shown, shown_run
 
 from farl_cli.envs import make_factored_env
 from farl_cli.errors import FarlError
 from farl_cli.training import restore
-
-
-def shown_run(checkpoint: Path) -> str:
-    """A checkpoint's path as given, relative to the working directory (symlinks kept)."""
-    try:
-        return str(checkpoint.absolute().relative_to(Path.cwd()))
-    except ValueError:
-        return "/".join(checkpoint.parts[-5:])
 
 
 def upside_down(pitch: float) -> bool:

@@ -1,0 +1,108 @@
+"""How far an independent FSAC policy is from the policy its own critic asks for.
+
+Eq. 11 pulls each head ``pi^i`` towards ``softmax(Q^i / alpha_i)``, the Boltzmann policy of
+the twin minimum of its sub-Q values (with the pairwise critic, their pair terms in
+expectation over the other heads). A head that lags its critic keeps choosing a sub-action
+its critic no longer rates best. For each checkpoint this plays the stochastic policy, as
+in training, and at the states it visits compares every head with that target: how often
+the head's most likely sub-action is the critic's best, the critic's value lost by taking
+the head's choice instead of its best, ``KL(softmax(Q^i / alpha_i) || pi^i)``, and both
+entropies. Appends a row per checkpoint to ``results/policy_lag.csv`` (with the commit and
+the command).
+
+    python benchmarks/policy_lag.py results/runs/<label>/base/seed*/checkpoints/last.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import RESULTS, append_row, refuse, run_stamp, shown, shown_run
+
+from farl_cli.agents.fsac import FSACAgent, twin_min
+from farl_cli.envs import make_factored_env
+from farl_cli.errors import FarlError
+from farl_cli.training import restore
+
+
+def visited_states(agent: FSACAgent, env_cfg: object, steps: int, seed: int) -> torch.Tensor:
+    """Normalized observations of ``steps`` steps of the stochastic policy."""
+    env = make_factored_env(env_cfg)  # type: ignore[arg-type]
+    obs, _ = env.reset(seed=seed)
+    seen = []
+    for _ in range(steps):
+        seen.append(obs)
+        obs, _, terminated, truncated, _ = env.step(agent.act(obs[None])[0])
+        if terminated or truncated:
+            obs, _ = env.reset()
+    env.close()
+    return agent.normalizer(torch.as_tensor(np.asarray(seen), dtype=torch.float32))
+
+
+def lag(checkpoint: Path, steps: int, seed: int) -> dict[str, float]:
+    """Each measure, averaged over the visited states and the heads."""
+    restored = restore(checkpoint, "cpu")
+    agent = restored.agent
+    if not isinstance(agent, FSACAgent) or agent.autoregressive:
+        refuse(f"{checkpoint}: policy_lag needs an FSAC run with an independent factorization")
+    torch.manual_seed(seed)
+    obs = visited_states(agent, restored.preset.env, steps, seed)
+    with torch.no_grad():
+        dist = agent.policy(obs)
+        probs, log_probs = dist.probs, dist.log_probs0
+        q = twin_min([agent.sub_q_values(twin(obs), probs, 1.0) for twin in agent.sub_q])
+        mask = agent.policy.mask
+        alpha = agent.log_alpha.exp()[None, :, None]
+        log_target = torch.log_softmax(torch.where(mask, q / alpha, -torch.inf), dim=-1)
+        target = log_target.exp()
+        kl = (target * torch.where(mask, log_target - log_probs, 0.0)).sum(-1)
+        best = torch.where(mask, q, -torch.inf).max(-1)
+        chosen = probs.argmax(-1, keepdim=True)
+        return {
+            "agree": float((chosen.squeeze(-1) == best.indices).float().mean()),
+            "q_lost": float((best.values - q.gather(-1, chosen).squeeze(-1)).mean()),
+            "kl": float(kl.mean()),
+            "entropy": float(-(probs * log_probs).sum(-1).mean()),
+            "target_entropy": float(-(target * torch.where(mask, log_target, 0.0)).sum(-1).mean()),
+        }
+
+
+def main() -> None:
+    """Measure each checkpoint, print a line and save a row for it."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser.add_argument("--steps", type=int, default=2000, help="states visited per checkpoint")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--out", type=Path, default=RESULTS / "policy_lag.csv")
+    args = parser.parse_args()
+    stamp = run_stamp("benchmarks/policy_lag.py")
+    torch.set_num_threads(1)
+    for checkpoint in args.checkpoints:
+        try:
+            found = lag(checkpoint, args.steps, args.seed)
+        except FarlError as exc:
+            refuse(str(exc))
+        name = shown_run(checkpoint)
+        print(
+            f"{name}: the head's choice is the critic's best {found['agree']:.0%} of the time, "
+            f"{found['q_lost']:.3f} of sub-Q lost per head, KL(target || head) "
+            f"{found['kl']:.2f}, entropy {found['entropy']:.3f} (target's "
+            f"{found['target_entropy']:.3f}) per head"
+        )
+        append_row(
+            args.out,
+            {
+                "checkpoint": name,
+                "states": args.steps,
+                **{key: round(value, 4) for key, value in found.items()},
+                **stamp,
+            },
+        )
+    print(f"saved {shown(args.out)}")
+
+
+if __name__ == "__main__":
+    main()
