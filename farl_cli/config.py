@@ -167,6 +167,12 @@ class FSACConfig(_Section):
     # when its critic changes its mind. On HalfCheetah it evened the seeds at 100k but
     # learned no faster, and its entropy no longer follows the temperature (README).
     policy_loss: Literal["reverse_kl", "forward_kl"] = "reverse_kl"
+    # Independent only: a policy network that learns to follow its critic (the paper), or,
+    # not in the paper, no policy network at all: each head *is* softmax(min-twin Q^i /
+    # alpha_i) of the online sub-Qs, the policy both KLs above are minimized by, so it never
+    # lags behind its critic, and its entropy is set by the temperature alone, which eq. 13
+    # then tunes to the target exactly.
+    actor: Literal["network", "boltzmann"] = "network"
 
 
 AgentConfig = Annotated[FPPOConfig | FSACConfig, Field(discriminator="algo")]

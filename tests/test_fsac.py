@@ -13,6 +13,7 @@ from gymnasium import spaces
 from farl_cli.agents.fsac import (
     FSACAgent,
     additive_targets,
+    boltzmann_policy,
     forward_kl_policy_losses,
     global_temperature_loss,
     intermediate_targets,
@@ -128,6 +129,79 @@ def test_forward_kl_policy_loss_in_the_agent_and_refused_when_autoregressive() -
     assert any(not torch.equal(b, p) for b, p in zip(before, a.policy.parameters(), strict=True))
     with pytest.raises(FarlError, match=r"agent\.policy_loss: forward_kl needs an independent"):
         agent("autoregressive", policy_loss="forward_kl")
+
+
+def test_boltzmann_policy_is_where_both_policy_losses_are_least() -> None:
+    q = q_values(8)
+    d = boltzmann_policy(q, ALPHA, MASK, dense=False)
+    for b in range(5):
+        for i, n in enumerate(SIZES):
+            expected = torch.softmax(q[b, i, :n] / ALPHA[i], -1)
+            torch.testing.assert_close(d.probs[b, i, :n], expected)
+            assert torch.all(d.probs[b, i, n:] == 0)
+    torch.testing.assert_close(
+        forward_kl_policy_losses(d.log_probs0, q, ALPHA, MASK), 0 * q[..., 0]
+    )
+    # eq. 11 at the Boltzmann policy is -alpha_i log sum exp(Q^i / alpha_i), its minimum;
+    # any other policy, here a perturbed one, does worse
+    least = policy_losses(d.probs, d.log_probs0, q, ALPHA)
+    lse = torch.stack(
+        [torch.logsumexp(q[:, i, :n] / ALPHA[i], -1) * -ALPHA[i] for i, n in enumerate(SIZES)], 1
+    )
+    torch.testing.assert_close(least, lse)
+    other = IndependentCategorical(d.logits + 0.3 * q_values(9), MASK)
+    assert torch.all(policy_losses(other.probs, other.log_probs0, q, ALPHA) > least)
+
+
+def test_boltzmann_actor_reads_its_policy_off_the_twin_critics_and_keeps_no_network() -> None:
+    a = agent("independent", sizes=(2, 3, 4), actor="boltzmann")
+    with torch.no_grad():
+        a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
+    obs = torch.randn(6, 3)
+    d = a.policy(obs)
+    with torch.no_grad():
+        q_min = torch.minimum(a.sub_q[0](obs), a.sub_q[1](obs))
+    for i, n in enumerate((2, 3, 4)):
+        torch.testing.assert_close(
+            d.probs[:, i, :n], torch.softmax(q_min[:, i, :n] / a.log_alpha.exp()[i], -1)
+        )
+    best = torch.stack([q_min[:, i, :n].argmax(-1) for i, n in enumerate((2, 3, 4))], 1)
+    assert np.array_equal(a.act(obs.numpy(), deterministic=True), best.numpy())
+    state = a.state_dict()
+    assert "policy" not in state and "policy_optimizer" not in state
+    fill(a)
+    alpha_before, q_before = a.log_alpha.detach().clone(), [p.clone() for p in a.sub_q.parameters()]
+    metrics = a.update(a.buffer.sample(8))
+    assert math.isnan(float(metrics["policy_loss"]))  # no policy network, no policy loss
+    assert all(math.isfinite(float(v)) for k, v in metrics.items() if k != "policy_loss")
+    assert any(not torch.equal(b, p) for b, p in zip(q_before, a.sub_q.parameters(), strict=True))
+    # eq. 13 moves each temperature towards the entropy target: up where the head is
+    # below it, down where above
+    entropy = torch.stack([float(metrics[f"entropy_{i}"]) * torch.ones(()) for i in range(3)])
+    moved = a.log_alpha.detach() - alpha_before
+    assert torch.all(torch.sign(moved) == torch.sign(a.target_entropy - entropy))
+    # a saved agent acts the same once loaded: the policy is the loaded critics'
+    twin = agent("independent", sizes=(2, 3, 4), actor="boltzmann")  # other initial weights
+    assert not torch.allclose(twin.policy(obs).probs, a.policy(obs).probs)
+    twin.load_state_dict(a.state_dict())
+    torch.testing.assert_close(twin.policy(obs).probs, a.policy(obs).probs)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (
+            {"factorization": "autoregressive"},
+            r"actor: boltzmann needs .* this one is autoregressive",
+        ),
+        ({"critic": "pairwise"}, r"actor: boltzmann needs .* agent\.critic: pairwise"),
+        ({"policy_loss": "forward_kl"}, r"forward_kl trains a policy network"),
+    ],
+)
+def test_boltzmann_actor_refuses_what_it_cannot_be(overrides: dict, message: str) -> None:
+    factorization = overrides.pop("factorization", "independent")
+    with pytest.raises(FarlError, match=message):
+        agent(factorization, actor="boltzmann", **overrides)
 
 
 def test_additive_targets_are_the_joint_soft_value_over_every_joint_action() -> None:
@@ -280,16 +354,17 @@ def test_target_networks_move_by_exactly_tau() -> None:
 
 
 @pytest.mark.parametrize(
-    ("entropy_in_targets", "critic", "twin_min"),
+    ("entropy_in_targets", "critic", "twin_min", "actor"),
     [
-        (True, "per_dimension", "per_dimension"),
-        (False, "per_dimension", "per_dimension"),
-        (True, "additive", "per_dimension"),
-        (True, "additive", "joint"),
+        (True, "per_dimension", "per_dimension", "network"),
+        (False, "per_dimension", "per_dimension", "network"),
+        (True, "additive", "per_dimension", "network"),
+        (True, "additive", "joint", "network"),
+        (True, "per_dimension", "per_dimension", "boltzmann"),
     ],
 )
 def test_independent_critic_loss_against_a_direct_computation(
-    entropy_in_targets: bool, critic: str, twin_min: str
+    entropy_in_targets: bool, critic: str, twin_min: str, actor: str
 ) -> None:
     a = agent(
         "independent",
@@ -297,6 +372,7 @@ def test_independent_critic_loss_against_a_direct_computation(
         entropy_in_targets=entropy_in_targets,
         critic=critic,
         twin_min=twin_min,
+        actor=actor,
     )
     fill(a)
     with torch.no_grad():
@@ -313,7 +389,13 @@ def test_independent_critic_loss_against_a_direct_computation(
                 vs, qs = [], []  # V^i(s') and Q^i(s, a^i) of every dimension
                 joint = [0.0, 0.0]  # each target twin's sum_i V^i(s')
                 for i, n in enumerate((2, 3, 4)):
-                    p = torch.softmax(a.policy.heads(a.policy.torso(nxt[b : b + 1]))[0, i, :n], -1)
+                    if actor == "boltzmann":  # the online critics' at the temperature
+                        online = (q(nxt[b : b + 1])[0, i, :n] for q in a.sub_q)
+                        p = torch.softmax(torch.min(*online) / a.log_alpha.exp()[i], -1)
+                    else:
+                        p = torch.softmax(
+                            a.policy.heads(a.policy.torso(nxt[b : b + 1]))[0, i, :n], -1
+                        )
                     q0, q1 = (t(nxt[b : b + 1])[0, i, :n] for t in a.sub_q_target)
                     qt = torch.min(q0, q1)
                     vs.append(float((p * (qt - alpha[i] * p.log())).sum()))

@@ -167,6 +167,12 @@ def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
             300,
             500,
         ),
+        (  # no policy network: the policy is read off the critics that the checkpoint holds
+            "hopper-fsac",
+            [*TINY_FSAC, "train.eval_episodes=1", "agent.actor=boltzmann"],
+            300,
+            500,
+        ),
         (
             "hopper-fppo",
             [

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -26,7 +27,7 @@ from torch import Tensor, nn
 from farl_cli.agents.common import PolicyActor, compiled
 from farl_cli.buffers import ReplayBuffer
 from farl_cli.config import FSACConfig
-from farl_cli.distributions import FactoredDistribution
+from farl_cli.distributions import FactoredDistribution, IndependentCategorical
 from farl_cli.errors import FarlError
 from farl_cli.networks import FactoredPolicy, RunningNorm, SubQNet, UpQNet
 from farl_cli.spaces import FactoredSpace
@@ -97,6 +98,12 @@ def forward_kl_policy_losses(log_probs: Tensor, q: Tensor, alpha: Tensor, mask: 
     log_target = torch.log_softmax(torch.where(mask, q / alpha[:, None], -torch.inf), dim=-1)
     target = log_target.exp()
     return (target * torch.where(mask, log_target - log_probs, 0.0)).sum(-1)
+
+
+def boltzmann_policy(q: Tensor, alpha: Tensor, mask: Tensor, dense: bool) -> IndependentCategorical:
+    """Not in the paper: every head ``softmax(Q^i / alpha_i)``, where eq. 11 and the forward
+    KL are both 0; the policy of ``agent.actor: boltzmann``, read off the critic."""
+    return IndependentCategorical(q / alpha[:, None], mask, dense)
 
 
 def temperature_losses(
@@ -209,6 +216,26 @@ def twin_min(q: list[Tensor]) -> Tensor:
 # ---------------------------------------------------------------------- the agent
 
 
+class BoltzmannPolicy:
+    """``obs -> FactoredDistribution`` with no network of its own (``agent.actor:
+    boltzmann``): each head is the Boltzmann policy of the twin minimum of the online sub-Qs
+    at the current temperatures, so it never lags behind its critic."""
+
+    def __init__(
+        self,
+        sub_q: Callable[[Tensor], list[Tensor]],
+        log_alpha: Tensor,
+        mask: Tensor,
+        dense: bool,
+    ) -> None:
+        self.sub_q, self.log_alpha, self.mask, self.dense = sub_q, log_alpha, mask, dense
+
+    def __call__(self, obs: Tensor) -> IndependentCategorical:
+        """The policy's distribution for a batch of observations."""
+        alpha = self.log_alpha.exp().detach()
+        return boltzmann_policy(twin_min(self.sub_q(obs)), alpha, self.mask, self.dense)
+
+
 class FSACAgent(PolicyActor):
     """Factored SAC: ``explore`` and ``observe`` while training, ``act`` to evaluate."""
 
@@ -252,6 +279,19 @@ class FSACAgent(PolicyActor):
                 f"agent.policy_loss: {cfg.policy_loss} needs an independent factorization"
                 " (env.factorization: independent); an autoregressive policy learns by eq. 11"
             )
+        self.boltzmann = cfg.actor == "boltzmann"
+        if self.boltzmann and (self.autoregressive or cfg.critic == "pairwise"):
+            raise FarlError(
+                "agent.actor: boltzmann needs an independent factorization"
+                " (env.factorization: independent) and sub-Qs that do not depend on the"
+                f" policy (agent.critic: per_dimension or additive); this one is"
+                f" {space.factorization}, agent.critic: {cfg.critic}"
+            )
+        if self.boltzmann and cfg.policy_loss != "reverse_kl":
+            raise FarlError(
+                f"agent.policy_loss: {cfg.policy_loss} trains a policy network, and"
+                " agent.actor: boltzmann has none; leave agent.policy_loss at reverse_kl"
+            )
         degree = cfg.sub_q_degree
         if degree is not None and (
             self.autoregressive or not space.evenly_spaced or degree >= min(space.sizes)
@@ -265,7 +305,8 @@ class FSACAgent(PolicyActor):
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
-        self.policy = FactoredPolicy(obs_dim, space, hidden, act)
+        # built first, as it always was: a seed draws the same initial weights as before
+        network = None if self.boltzmann else FactoredPolicy(obs_dim, space, hidden, act)
         norm = cfg.critic_layer_norm
         rank = cfg.pair_rank if cfg.critic == "pairwise" else 0
         self.sub_q = nn.ModuleList(
@@ -277,21 +318,36 @@ class FSACAgent(PolicyActor):
             else []
         )
         # built on the CPU, then moved: the same initial weights for a seed on every device
-        for module in (self.normalizer, self.policy, self.sub_q, self.up_q):
-            module.to(device)
+        for module in (self.normalizer, network, self.sub_q, self.up_q):
+            if module is not None:
+                module.to(device)
         self.sub_q_target = copy.deepcopy(self.sub_q).requires_grad_(False)
         self.up_q_target = copy.deepcopy(self.up_q).requires_grad_(False)
         log_alpha0 = math.log(cfg.initial_alpha)
         self.log_alpha = nn.Parameter(torch.full((space.n_dims,), log_alpha0, device=device))
         self.log_alpha_global = nn.Parameter(torch.tensor(log_alpha0, device=device))  # top
+        self.policy: FactoredPolicy | BoltzmannPolicy = (
+            BoltzmannPolicy(
+                lambda obs: self._twins(self.sub_q, obs),
+                self.log_alpha,
+                self.sub_q[0].mask,
+                self.sub_q[0].dense,
+            )
+            if network is None
+            else network
+        )
         sizes = torch.tensor(space.sizes, dtype=torch.float32, device=device)
         self.target_entropy = cfg.entropy_target_beta * sizes.log()  # beta log n_i (eq. 13)
         self.target_entropy_global = float(self.target_entropy.sum())  # beta sum log n_i
         lr = cfg.learning_rate
         capturable = device.type == "cuda"  # their steps replay inside a CUDA graph
-        self.policy_optimizer = torch.optim.Adam(
-            self.policy.parameters(), lr=lr, fused=True, capturable=capturable
+        self.policy_optimizer = (
+            None
+            if network is None
+            else torch.optim.Adam(network.parameters(), lr=lr, fused=True, capturable=capturable)
         )
+        if network is None:  # nothing of the policy's own to save
+            self.stateful = tuple(n for n in self.stateful if not n.startswith("policy"))
         self.critic_parameters = [*self.sub_q.parameters(), *self.up_q.parameters()]
         self.critic_optimizer = torch.optim.Adam(
             self.critic_parameters,
@@ -481,8 +537,13 @@ class FSACAgent(PolicyActor):
         alpha = self.log_alpha.exp().detach()
         q_loss, q_all, q_estimate = self.independent_critic_loss(obs, actions, batch, next_obs)
         q_grad_norm = self._critic_step(q_loss)
-        policy_loss, dist = self.independent_policy_loss(obs, q_all, alpha)
-        self._step(self.policy_optimizer, policy_loss)
+        if self.policy_optimizer is None:  # the Boltzmann policy: nothing to learn
+            q_min = twin_min([q.detach() for q in q_all])
+            dist = boltzmann_policy(q_min, alpha, self.policy.mask, self.policy.dense)
+            policy_loss = alpha.new_tensor(np.nan)
+        else:
+            policy_loss, dist = self.independent_policy_loss(obs, q_all, alpha)
+            self._step(self.policy_optimizer, policy_loss)
         # temperatures: eq. 13 towards beta log n_i
         alpha_loss = (
             temperature_losses(
@@ -587,6 +648,7 @@ class FSACAgent(PolicyActor):
         with torch.no_grad():
             q_sub = twin_min(self._twins(self.sub_q, obs, resampled))
         policy_loss = policy_losses(heads.probs, heads.log_probs0, q_sub, alpha).mean(0).sum()
+        assert self.policy_optimizer is not None  # an autoregressive policy is a network
         self._step(self.policy_optimizer, policy_loss)
         # temperatures: eq. 13 per head on the re-sampled intermediate states, eq. 12 overall
         probs, log_probs = heads.probs.detach(), heads.log_probs0.detach()
