@@ -17,6 +17,7 @@ import numpy as np
 from farl_cli.config import FPPOConfig, FSACConfig, Preset, load_preset
 from farl_cli.curves import Curves, source_commit
 from farl_cli.curves import plot as curve_plot
+from farl_cli.errors import FarlError
 from farl_cli.networks import ACTIVATIONS
 from farl_cli.runs import machine
 from farl_cli.training import train
@@ -40,6 +41,32 @@ def shown_run(checkpoint: Path) -> str:
         return str(checkpoint.absolute().relative_to(Path.cwd()))
     except ValueError:
         return "/".join(checkpoint.parts[-5:])
+
+
+def measure_checkpoints(
+    script: str,
+    checkpoints: list[Path],
+    out: Path,
+    measure: Callable[[Path], dict[str, float]],
+    describe: Callable[[dict[str, float]], str],
+    columns: Callable[[dict[str, float]], dict[str, object]],
+) -> None:
+    """For each checkpoint, on one torch thread: ``measure`` it (a checkpoint farl refuses
+    stops the script as farl would), print its ``describe`` line, append its ``columns`` to
+    ``out`` with the checkpoint, the commit and the command."""
+    import torch
+
+    stamp = run_stamp(script)
+    torch.set_num_threads(1)
+    for checkpoint in checkpoints:
+        try:
+            found = measure(checkpoint)
+        except FarlError as exc:
+            refuse(str(exc))
+        name = shown_run(checkpoint)
+        print(f"{name}: {describe(found)}")
+        append_row(out, {"checkpoint": name, **columns(found), **stamp})
+    print(f"saved {shown(out)}")
 
 
 def refuse(message: str) -> NoReturn:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, append_row, refuse, run_stamp, shown, shown_run
+from common import RESULTS, measure_checkpoints
 
 from farl_cli.agents.fsac import FSACAgent, forward_kl_policy_losses, twin_min
 from farl_cli.envs import make_factored_env
@@ -47,7 +47,9 @@ def lag(checkpoint: Path, steps: int, seed: int) -> dict[str, float]:
     restored = restore(checkpoint, "cpu")
     agent = restored.agent
     if not isinstance(agent, FSACAgent) or agent.autoregressive:
-        refuse(f"{checkpoint}: policy_lag needs an FSAC run with an independent factorization")
+        raise FarlError(
+            f"{checkpoint}: policy_lag needs an FSAC run with an independent factorization"
+        )
     torch.manual_seed(seed)
     obs = visited_states(agent, restored.preset.env, steps, seed)
     with torch.no_grad():
@@ -79,30 +81,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=RESULTS / "policy_lag.csv")
     args = parser.parse_args()
-    stamp = run_stamp("benchmarks/policy_lag.py")
-    torch.set_num_threads(1)
-    for checkpoint in args.checkpoints:
-        try:
-            found = lag(checkpoint, args.steps, args.seed)
-        except FarlError as exc:
-            refuse(str(exc))
-        name = shown_run(checkpoint)
-        print(
-            f"{name}: the head's choice is the critic's best {found['agree']:.0%} of the time, "
+    measure_checkpoints(
+        "benchmarks/policy_lag.py",
+        args.checkpoints,
+        args.out,
+        lambda checkpoint: lag(checkpoint, args.steps, args.seed),
+        lambda found: (
+            f"the head's choice is the critic's best {found['agree']:.0%} of the time, "
             f"{found['q_lost']:.3f} of sub-Q lost per head, KL(target || head) "
             f"{found['kl']:.2f}, entropy {found['entropy']:.3f} (target's "
             f"{found['target_entropy']:.3f}) per head"
-        )
-        append_row(
-            args.out,
-            {
-                "checkpoint": name,
-                "states": args.steps,
-                **{key: round(value, 4) for key, value in found.items()},
-                **stamp,
-            },
-        )
-    print(f"saved {shown(args.out)}")
+        ),
+        lambda found: {
+            "states": args.steps,
+            **{key: round(value, 4) for key, value in found.items()},
+        },
+    )
 
 
 if __name__ == "__main__":

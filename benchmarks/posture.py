@@ -16,8 +16,7 @@ import argparse
 from pathlib import Path
 
 import numpy as np
-import torch
-from common import RESULTS, append_row, refuse, run_stamp, shown, shown_run
+from common import RESULTS, measure_checkpoints
 
 from farl_cli.envs import make_factored_env
 from farl_cli.errors import FarlError
@@ -35,7 +34,7 @@ def play_posture(checkpoint: Path, episodes: int, seed: int) -> dict[str, float]
     env = make_factored_env(restored.preset.env)
     model = getattr(env.unwrapped, "model", None)
     if model is None or "rooty" not in [model.joint(j).name for j in range(model.njnt)]:
-        refuse(
+        raise FarlError(
             f"{checkpoint}: {restored.preset.env.name} has no 'rooty' joint; posture "
             "applies to the planar bodies (hopper, halfcheetah, walker2d)"
         )
@@ -68,30 +67,22 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
     parser.add_argument("--out", type=Path, default=RESULTS / "posture.csv")
     args = parser.parse_args()
-    stamp = run_stamp("benchmarks/posture.py")
-    torch.set_num_threads(1)
-    for checkpoint in args.checkpoints:
-        try:
-            found = play_posture(checkpoint, args.episodes, args.seed)
-        except FarlError as exc:
-            refuse(str(exc))
-        name = shown_run(checkpoint)
-        print(
-            f"{name}: return {found['return']:.1f}, forward speed {found['speed']:.2f} m/s, "
+    measure_checkpoints(
+        "benchmarks/posture.py",
+        args.checkpoints,
+        args.out,
+        lambda checkpoint: play_posture(checkpoint, args.episodes, args.seed),
+        lambda found: (
+            f"return {found['return']:.1f}, forward speed {found['speed']:.2f} m/s, "
             f"upside down {found['upside_down']:.0%} of steps"
-        )
-        append_row(
-            args.out,
-            {
-                "checkpoint": name,
-                "episodes": args.episodes,
-                "return": round(found["return"], 3),
-                "forward_speed": round(found["speed"], 4),
-                "upside_down_fraction": round(found["upside_down"], 4),
-                **stamp,
-            },
-        )
-    print(f"saved {shown(args.out)}")
+        ),
+        lambda found: {
+            "episodes": args.episodes,
+            "return": round(found["return"], 3),
+            "forward_speed": round(found["speed"], 4),
+            "upside_down_fraction": round(found["upside_down"], 4),
+        },
+    )
 
 
 if __name__ == "__main__":
