@@ -171,7 +171,8 @@ class FSACConfig(_Section):
     # not in the paper, no policy network at all: each head *is* softmax(min-twin Q^i /
     # alpha_i) of the online sub-Qs, the policy both KLs above are minimized by, so it never
     # lags behind its critic, and its entropy is set by the temperature alone, which eq. 13
-    # then tunes to the target exactly.
+    # then tunes to the target exactly. On HalfCheetah it learned no faster at 100k, a
+    # quarter cheaper per step (README, "Measured").
     actor: Literal["network", "boltzmann"] = "network"
 
 
