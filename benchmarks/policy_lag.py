@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from common import RESULTS, measure_checkpoints
 
-from farl_cli.agents.fsac import FSACAgent, forward_kl_policy_losses, twin_min
+from farl_cli.agents.fsac import FSACAgent, boltzmann_policy, forward_kl_policy_losses, twin_min
 from farl_cli.envs import make_factored_env
 from farl_cli.errors import FarlError
 from farl_cli.training import restore
@@ -58,18 +58,16 @@ def lag(checkpoint: Path, steps: int, seed: int) -> dict[str, float]:
         q = twin_min([agent.sub_q_values(twin(obs), probs, 1.0) for twin in agent.sub_q])
         mask, alpha = agent.policy.mask, agent.log_alpha.exp()
         kl = forward_kl_policy_losses(log_probs, q, alpha, mask)
-        log_target = torch.log_softmax(torch.where(mask, q / alpha[:, None], -torch.inf), dim=-1)
-        target = log_target.exp()
+        target = boltzmann_policy(q, alpha, mask, agent.policy.dense)
         best = torch.where(mask, q, -torch.inf).max(-1)
         chosen = probs.argmax(-1, keepdim=True)
         return {
             "agree": float((chosen.squeeze(-1) == best.indices).float().mean()),
             "q_lost": float((best.values - q.gather(-1, chosen).squeeze(-1)).mean()),
             "kl": float(kl.mean()),
-            "entropy": float(-(probs * log_probs).sum(-1).mean()),
+            "entropy": float(dist.entropy_dims().mean()),
             # + 0.0: a deterministic target's entropy prints as 0, not -0
-            "target_entropy": float(-(target * torch.where(mask, log_target, 0.0)).sum(-1).mean())
-            + 0.0,
+            "target_entropy": float(target.entropy_dims().mean()) + 0.0,
         }
 
 
