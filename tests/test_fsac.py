@@ -177,7 +177,7 @@ def test_boltzmann_actor_reads_its_policy_off_the_twin_critics_and_keeps_no_netw
     assert any(not torch.equal(b, p) for b, p in zip(q_before, a.sub_q.parameters(), strict=True))
     # eq. 13 moves each temperature towards the entropy target: up where the head is
     # below it, down where above
-    entropy = torch.stack([float(metrics[f"entropy_{i}"]) * torch.ones(()) for i in range(3)])
+    entropy = torch.tensor([float(metrics[f"entropy_{i}"]) for i in range(3)])
     moved = a.log_alpha.detach() - alpha_before
     assert torch.all(torch.sign(moved) == torch.sign(a.target_entropy - entropy))
     # a saved agent acts the same once loaded: the policy is the loaded critics'
@@ -198,10 +198,11 @@ def test_boltzmann_actor_reads_its_policy_off_the_twin_critics_and_keeps_no_netw
         ({"policy_loss": "forward_kl"}, r"forward_kl trains a policy network"),
     ],
 )
-def test_boltzmann_actor_refuses_what_it_cannot_be(overrides: dict, message: str) -> None:
-    factorization = overrides.pop("factorization", "independent")
+def test_boltzmann_actor_refuses_what_it_cannot_be(overrides: dict[str, str], message: str) -> None:
+    settings = dict(overrides)
+    factorization = settings.pop("factorization", "independent")
     with pytest.raises(FarlError, match=message):
-        agent(factorization, actor="boltzmann", **overrides)
+        agent(factorization, actor="boltzmann", **settings)
 
 
 def test_additive_targets_are_the_joint_soft_value_over_every_joint_action() -> None:
