@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import numpy as np
+import torch
 
 from farl_cli.config import FPPOConfig, FSACConfig, Preset, load_preset
 from farl_cli.curves import Curves, source_commit
@@ -54,8 +55,6 @@ def measure_checkpoints(
     """For each checkpoint, on one torch thread: ``measure`` it (a checkpoint farl refuses
     stops the script as farl would), print its ``describe`` line, append its ``columns`` to
     ``out`` with the checkpoint, the commit and the command."""
-    import torch
-
     stamp = run_stamp(script)
     torch.set_num_threads(1)
     for checkpoint in checkpoints:

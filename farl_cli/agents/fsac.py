@@ -279,15 +279,15 @@ class FSACAgent(PolicyActor):
                 f"agent.policy_loss: {cfg.policy_loss} needs an independent factorization"
                 " (env.factorization: independent); an autoregressive policy learns by eq. 11"
             )
-        self.boltzmann = cfg.actor == "boltzmann"
-        if self.boltzmann and (self.autoregressive or cfg.critic == "pairwise"):
+        boltzmann = cfg.actor == "boltzmann"
+        if boltzmann and (self.autoregressive or cfg.critic == "pairwise"):
             raise FarlError(
                 "agent.actor: boltzmann needs an independent factorization"
                 " (env.factorization: independent) and sub-Qs that do not depend on the"
                 f" policy (agent.critic: per_dimension or additive); this one is"
                 f" {space.factorization}, agent.critic: {cfg.critic}"
             )
-        if self.boltzmann and cfg.policy_loss != "reverse_kl":
+        if boltzmann and cfg.policy_loss != "reverse_kl":
             raise FarlError(
                 f"agent.policy_loss: {cfg.policy_loss} trains a policy network, and"
                 " agent.actor: boltzmann has none; leave agent.policy_loss at reverse_kl"
@@ -306,7 +306,7 @@ class FSACAgent(PolicyActor):
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
         # built first, as it always was: a seed draws the same initial weights as before
-        network = None if self.boltzmann else FactoredPolicy(obs_dim, space, hidden, act)
+        network = None if boltzmann else FactoredPolicy(obs_dim, space, hidden, act)
         norm = cfg.critic_layer_norm
         rank = cfg.pair_rank if cfg.critic == "pairwise" else 0
         self.sub_q = nn.ModuleList(
