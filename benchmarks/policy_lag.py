@@ -55,7 +55,10 @@ def lag(checkpoint: Path, steps: int, seed: int) -> dict[str, float]:
     with torch.no_grad():
         dist = agent.policy(obs)
         probs, log_probs = dist.probs, dist.log_probs0
-        q = twin_min([agent.sub_q_values(twin(obs), probs, 1.0) for twin in agent.sub_q])
+        if agent.full_q:  # a joint critic's sub-Qs, at one action sampled per state
+            q = agent.counterfactual_sub_q(agent.up_q, obs, dist.sample())
+        else:
+            q = twin_min([agent.sub_q_values(twin(obs), probs, 1.0) for twin in agent.sub_q])
         mask, alpha = agent.policy.mask, agent.log_alpha.exp()
         kl = forward_kl_policy_losses(log_probs, q, alpha, mask)
         target = boltzmann_policy(q, alpha, mask, agent.policy.dense)

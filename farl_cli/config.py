@@ -129,9 +129,22 @@ class FSACConfig(_Section):
     # independent sub-policies is still exact and cheap (the pair term of the mean
     # embeddings), so eq. 6 and eq. 11 keep their form, each sub-Q taking its pair terms in
     # expectation over the other dimensions' policies.
-    critic: Literal["per_dimension", "additive", "pairwise"] = "per_dimension"
+    # Not in the paper, "joint": one network Q(s, a) with the whole action as its input (the
+    # bins' positions for binned torques), as continuous SAC's critic, regressed on
+    # r + gamma [Q(s', a') + sum_i alpha_i H(pi^i(s'))] at a sampled a' ~ pi(s'). Each head's
+    # sub-Q Q^i(s, .) is then Q with dimension i set to each of its values and the others at
+    # one action sampled from the policy: an unbiased estimate of the paper's
+    # E_{a^-i ~ pi^-i}[Q(s, a)], so eq. 11 summed over the heads is, in expectation, the
+    # joint policy's own soft policy loss. It costs k x n critic passes per state.
+    critic: Literal["per_dimension", "additive", "pairwise", "joint"] = "per_dimension"
     pair_rank: Annotated[int, NB, Field(gt=0, le=256)] = 8
-    # Additive or pairwise critic only: the twin minimum in its target taken per dimension
+    # Joint critic only: on how many of the batch's states the heads' sub-Qs are evaluated
+    # for eq. 11 (the first ones; the batch is a random draw). Each state costs sum_i n_i
+    # critic passes per twin, so the full batch would cost that many times continuous
+    # SAC's policy step.
+    sub_q_states: Annotated[int, NB, Field(gt=0, le=65_536)] = 64
+    # Additive or pairwise critic only (a joint critic has one value, whose twin minimum is
+    # taken as continuous SAC's is): the twin minimum in its target taken per dimension
     # (each sub-Q's soft value the smaller of its twins', then summed) or of the joint soft
     # values (the smaller of the twins' sums, as continuous SAC takes it of its joint Q). The
     # first sums k minima, each biased low, and is the more pessimistic; yet on HalfCheetah

@@ -300,7 +300,14 @@ class SubQNet(FactoredHeadsNet):
 
 
 class UpQNet(nn.Module):
-    """The up Q-value ``Q^U(s, a)`` on full joint actions (section 5.3): one number each."""
+    """``Q(s, a)`` on full joint actions, one number each: the up Q-value ``Q^U`` of section
+    5.3, and the joint critic of an independent agent (``agent.critic: joint``).
+
+    The action enters as the one-hot codes of its sub-actions, or, with ``ordered`` (evenly
+    spaced values, a binned Box), as each sub-action's position scaled to [-1, 1]: an affine
+    image of the torques themselves, so the network sees neighbouring bins as neighbours, as
+    a continuous critic does.
+    """
 
     def __init__(
         self,
@@ -309,15 +316,23 @@ class UpQNet(nn.Module):
         hidden: list[int],
         activation: str,
         layer_norm: bool = False,
+        ordered: bool = False,
     ):
         super().__init__()
         sizes = torch.tensor(space.sizes)
+        self.ordered = ordered
         self.register_buffer("offsets", torch.cumsum(sizes, 0) - sizes)
-        self.code_dim = int(sizes.sum())
+        # not saved: checkpoints written before it existed load as they are
+        scale = 2.0 / (sizes - 1).clamp(min=1).float()
+        self.register_buffer("scale", scale, persistent=False)
+        self.code_dim = space.n_dims if ordered else int(sizes.sum())
         self.net = mlp(obs_dim + self.code_dim, hidden, activation, 1, layer_norm)
 
     def forward(self, obs: Tensor, actions: Tensor) -> Tensor:
-        """``Q^U(s, a)``, ``[B]``."""
-        codes = torch.zeros(actions.shape[0], self.code_dim, device=obs.device)
-        codes.scatter_(1, actions.long() + self.offsets, 1.0)
+        """``Q(s, a)``, ``[B]``."""
+        if self.ordered:
+            codes = actions.float() * self.scale - 1.0
+        else:
+            codes = torch.zeros(actions.shape[0], self.code_dim, device=obs.device)
+            codes.scatter_(1, actions.long() + self.offsets, 1.0)
         return self.net(torch.cat([obs, codes], dim=-1)).squeeze(-1)

@@ -81,6 +81,23 @@ def test_compiled_fsac_update_matches_the_eager_one(
         _assert_same_weights(getattr(eager, module), getattr(compiled, module))
 
 
+def test_compiled_joint_critic_update_matches_the_eager_one() -> None:
+    sets = ["agent.hidden_sizes=[32,32]", "agent.critic=joint", "agent.sub_q_states=16"]
+    eager, compiled = _pair("hopper-fsac", sets)
+    compiled.batched_twins = True
+    batch = _replay_batch(eager, 64)
+    with torch._inductor.config.patch(fallback_random=True):  # it samples a' and a
+        for step in range(2):
+            torch.manual_seed(10 + step)
+            a = eager.update(batch)
+            torch.manual_seed(10 + step)
+            b = compiled.update(batch)
+            for key in eager.metric_names:
+                torch.testing.assert_close(b[key], a[key], **CLOSE, msg=key)
+    for module in ("policy", "up_q", "up_q_target"):
+        _assert_same_weights(getattr(eager, module), getattr(compiled, module))
+
+
 @pytest.mark.parametrize("entropy_in_targets", ["true", "false"])  # the paper's, the preset's
 def test_compiled_autoregressive_fsac_update_matches_the_eager_one(entropy_in_targets: str) -> None:
     # the policy loss backpropagates through the torso pass that the critic losses' graph

@@ -14,6 +14,7 @@ from farl_cli.agents.fsac import (
     FSACAgent,
     additive_targets,
     boltzmann_policy,
+    counterfactual_actions,
     forward_kl_policy_losses,
     global_temperature_loss,
     intermediate_targets,
@@ -21,6 +22,7 @@ from farl_cli.agents.fsac import (
     pairwise_sub_q,
     policy_losses,
     polyak,
+    sampled_soft_value,
     soft_values,
     sub_q_targets,
     temperature_losses,
@@ -528,6 +530,173 @@ def test_polynomial_sub_qs_learn_and_refuse_spaces_without_evenly_spaced_values(
         FSACAgent(3, box, cfg.model_copy(update={"sub_q_degree": 5}), num_envs=1, seed=0)
     with pytest.raises(FarlError, match=r"this one is autoregressive"):
         FSACAgent(3, box.with_factorization("autoregressive"), cfg, num_envs=1, seed=0)
+
+
+def test_counterfactual_actions_set_one_dimension_to_each_of_its_values() -> None:
+    actions = torch.tensor([[1, 0, 3], [0, 2, 1]])
+    grid = counterfactual_actions(actions, torch.tensor(SIZES), 4)
+    assert grid.shape == (2, 3, 4, 3)
+    for b, i, v, j in itertools.product(range(2), range(3), range(4), range(3)):
+        # a value past a dimension's last stands in as its last (a padding, masked later)
+        expected = min(v, SIZES[i] - 1) if j == i else int(actions[b, j])
+        assert int(grid[b, i, v, j]) == expected
+
+
+def test_sampled_soft_value_in_expectation_is_the_joint_soft_value() -> None:
+    # over every joint action a' of 2 x 3 x 4, weighed by pi(a'), against
+    # E_pi[Q(s', a') - sum_i alpha_i log pi^i(a'^i)] summed the same way
+    d = dist(0, batch=2)
+    q_table = torch.randn(
+        2, *SIZES, generator=torch.Generator().manual_seed(1), dtype=torch.float64
+    )
+    for b in range(2):
+        probs = [d.probs[b, i, :n] for i, n in enumerate(SIZES)]
+        expected, mean = 0.0, 0.0
+        for joint in itertools.product(*(range(n) for n in SIZES)):
+            pi = math.prod(float(probs[i][x]) for i, x in enumerate(joint))
+            penalty = sum(float(ALPHA[i] * probs[i][x].log()) for i, x in enumerate(joint))
+            expected += pi * (float(q_table[(b, *joint)]) - penalty)
+            q = q_table[(b, *joint)].reshape(1)
+            mean += pi * float(sampled_soft_value(q, d.entropy_dims()[b : b + 1], ALPHA)[0])
+        assert mean == pytest.approx(expected, abs=1e-12)
+
+
+def joint_q_direct(a: FSACAgent, obs: torch.Tensor, joint: tuple[int, ...]) -> float:
+    """The twin minimum of the joint critic at one state and one joint action."""
+    action = torch.tensor([joint])
+    with torch.no_grad():
+        return float(torch.min(*(twin(obs, action) for twin in a.up_q)))
+
+
+def test_joint_critic_sub_qs_are_the_papers_in_expectation_and_eq11_its_policy_gradient() -> None:
+    a = agent("independent", sizes=(2, 3, 4), critic="joint")
+    assert not a.sub_q and len(a.up_q) == 2 and a.up_q[0].code_dim == 9  # one-hot codes
+    obs = torch.randn(3, 3)
+    logits = a.policy.heads(a.policy.torso(obs))
+    probs = [
+        [torch.softmax(logits[b, i, :n], -1) for i, n in enumerate((2, 3, 4))] for b in range(3)
+    ]
+    joints = list(itertools.product(range(2), range(3), range(4)))
+    # the estimate with the other sub-actions at each joint action, weighed by its
+    # probability, against E_{a^-i ~ pi^-i}[min_t Q_t(s, v, a^-i)] summed directly
+    with torch.no_grad():
+        mean = torch.zeros(3, 3, 4)
+        for joint in joints:
+            sample = torch.tensor([joint] * 3)
+            pi = torch.tensor(
+                [math.prod(float(probs[b][i][x]) for i, x in enumerate(joint)) for b in range(3)]
+            )
+            mean += pi[:, None, None] * a.counterfactual_sub_q(a.up_q, obs, sample)
+        for b, i in itertools.product(range(3), range(3)):
+            for v in range(a.space.sizes[i]):
+                direct = 0.0
+                for joint in joints:
+                    if joint[i] != v:
+                        continue
+                    others = math.prod(float(probs[b][j][x]) for j, x in enumerate(joint) if j != i)
+                    direct += others * joint_q_direct(a, obs[b : b + 1], joint)
+                assert float(mean[b, i, v]) == pytest.approx(direct, rel=1e-5, abs=1e-6)
+    # eq. 11 with those sub-Qs has the gradient of the joint policy's soft policy loss,
+    # E_{a ~ pi}[sum_i alpha_i log pi^i(a^i) - min_t Q_t(s, a)], by brute force
+    alpha = torch.tensor([0.3, 0.1, 0.7])
+    params = list(a.policy.parameters())
+    d = a.policy(obs)
+    fast = torch.autograd.grad(
+        policy_losses(d.probs, d.log_probs0, mean, alpha).mean(0).sum(), params
+    )
+    brute = torch.zeros(())
+    for b, joint in itertools.product(range(3), joints):
+        logp = [torch.log_softmax(logits[b, i, :n], -1) for i, n in enumerate((2, 3, 4))]
+        pi = math.prod(logp[i][x].exp() for i, x in enumerate(joint))
+        penalty = sum(alpha[i] * logp[i][x] for i, x in enumerate(joint))
+        brute = brute + pi * (penalty - joint_q_direct(a, obs[b : b + 1], joint)) / 3
+    for f, g in zip(fast, torch.autograd.grad(brute, params), strict=True):
+        torch.testing.assert_close(f, g, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("sub_q_states", [8, 3])
+def test_joint_critic_policy_loss_reads_its_sub_qs_at_one_sampled_action(sub_q_states: int) -> None:
+    a = agent("independent", sizes=(2, 3, 4), critic="joint", sub_q_states=sub_q_states)
+    obs = torch.randn(5, 3)
+    alpha = torch.tensor([0.3, 0.1, 0.7])
+    torch.manual_seed(7)
+    loss, _ = a.independent_policy_loss(obs, [], alpha)
+    torch.manual_seed(7)
+    with torch.no_grad():
+        sample = a.policy(obs).sample()  # the same draw as the agent's
+        logits = a.policy.heads(a.policy.torso(obs))
+        expected = 0.0
+        m = min(sub_q_states, 5)  # the batch's first states only
+        for b, (i, n) in itertools.product(range(m), enumerate((2, 3, 4))):
+            p = torch.softmax(logits[b, i, :n], -1)
+            for v in range(n):
+                joint = tuple(v if j == i else int(x) for j, x in enumerate(sample[b]))
+                q = joint_q_direct(a, obs[b : b + 1], joint)
+                expected += float(p[v] * (alpha[i] * p[v].log() - q)) / m
+    assert float(loss) == pytest.approx(expected, rel=1e-5, abs=1e-6)
+
+
+@pytest.mark.parametrize("entropy_in_targets", [True, False])
+def test_joint_critic_loss_against_a_direct_computation(entropy_in_targets: bool) -> None:
+    a = agent("independent", sizes=(2, 3, 4), critic="joint", entropy_in_targets=entropy_in_targets)
+    fill(a)
+    with torch.no_grad():
+        a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
+    batch = a.buffer.sample(8)
+    obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
+    alpha = a.log_alpha.exp().detach() * float(entropy_in_targets)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        fast, _, estimate = a.full_critic_loss(obs, acts, batch, nxt)
+    torch.manual_seed(3)
+    with torch.no_grad():
+        sampled = a.policy(nxt).sample()  # the agent's draw of a' ~ pi(s')
+        logits = a.policy.heads(a.policy.torso(nxt))
+        expected, estimates = 0.0, []
+        for b in range(8):
+            action = sampled[b : b + 1]
+            q_next = min(float(t(nxt[b : b + 1], action)) for t in a.up_q_target)
+            entropy = 0.0
+            for i, n in enumerate((2, 3, 4)):
+                p = torch.softmax(logits[b, i, :n], -1)
+                entropy -= float(alpha[i] * (p * p.log()).sum())
+            reward, done = float(batch["rewards"][b]), float(batch["terminated"][b])
+            y = reward + 0.99 * (1 - done) * (q_next + entropy)
+            for t, twin in enumerate(a.up_q):
+                q = float(twin(obs[b : b + 1], acts[b : b + 1]))
+                expected += (q - y) ** 2 / 8
+                if t == 0:
+                    estimates.append(q)
+    assert float(fast) == pytest.approx(expected, rel=1e-5)
+    assert estimate.tolist() == pytest.approx(estimates, rel=1e-5, abs=1e-6)
+
+
+def test_joint_critic_reads_binned_torques_as_positions_learns_and_refuses() -> None:
+    box = make_codec(spaces.Box(-1.0, 1.0, (3,)), bins=5).space
+    cfg = FSACConfig(hidden_sizes=[16], batch_size=8, learning_starts=0, critic="joint")
+    a = FSACAgent(3, box, cfg, num_envs=1, seed=0)
+    assert a.up_q[0].code_dim == 3  # one input per torque, not 15 one-hot codes
+    assert "scale" not in a.up_q[0].state_dict()  # up-Qs saved before it existed still load
+    obs, actions = torch.randn(4, 3), torch.tensor([[0, 2, 4], [1, 3, 0], [4, 4, 4], [2, 2, 2]])
+    positions = actions.float() / 2.0 - 1.0  # bins 0..4 at -1, -0.5, 0, 0.5, 1
+    torch.testing.assert_close(
+        a.up_q[0](obs, actions), a.up_q[0].net(torch.cat([obs, positions], -1)).squeeze(-1)
+    )
+    fill(a)
+    before = [p.clone() for p in (*a.up_q.parameters(), *a.policy.parameters())]
+    after = [*a.up_q.parameters(), *a.policy.parameters()]
+    metrics = a.update(a.buffer.sample(8))
+    assert all(math.isfinite(float(v)) for v in metrics.values())
+    assert all(not torch.equal(b, p) for b, p in zip(before, after, strict=True))
+    twin = FSACAgent(3, box, cfg, num_envs=1, seed=1)
+    twin.load_state_dict(a.state_dict())
+    torch.testing.assert_close(twin.up_q[1](obs, actions), a.up_q[1](obs, actions))
+    with pytest.raises(FarlError, match=r"agent\.critic: joint needs an independent"):
+        agent("autoregressive", critic="joint")
+    with pytest.raises(FarlError, match=r"actor: boltzmann needs .* agent\.critic: joint"):
+        agent("independent", critic="joint", actor="boltzmann")
+    with pytest.raises(FarlError, match=r"sub_q_degree: 2 shapes sub-Q heads"):
+        FSACAgent(3, box, cfg.model_copy(update={"sub_q_degree": 2}), num_envs=1, seed=0)
 
 
 def log_probs_head_by_head(a: FSACAgent, obs: torch.Tensor, act: torch.Tensor) -> torch.Tensor:

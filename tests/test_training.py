@@ -173,6 +173,12 @@ def weights(checkpoint: Path) -> dict[str, torch.Tensor]:
             300,
             500,
         ),
+        (  # the joint critic samples actions inside every update
+            "hopper-fsac",
+            [*TINY_FSAC, "train.eval_episodes=1", "agent.critic=joint", "agent.sub_q_states=8"],
+            300,
+            500,
+        ),
         (
             "hopper-fppo",
             [

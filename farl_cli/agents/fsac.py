@@ -7,6 +7,10 @@ Autoregressive: sub-Q functions ``Q^i(u^{i-1}, .)`` over intermediate states
 ``u^{i-1} = (s, a^1..a^{i-1})``, an up Q-value ``Q^U(s, a)`` on full actions, n temperatures
 on intermediate states and a global temperature ``alpha`` for the top MDP.
 
+Not in the paper, an independent agent may instead learn one joint critic ``Q(s, a)`` on
+full actions (``critic: joint``) and read each head's sub-Q off it at a sampled action of the
+other dimensions.
+
 Expectations over a sub-action are inner products with the sub-policy (equation 8). Every
 loss below is a pure function of tensors, named after its equation, so that tests can check
 it against a direct computation. Critics are twins; their minimum is used in targets and in
@@ -98,6 +102,23 @@ def forward_kl_policy_losses(log_probs: Tensor, q: Tensor, alpha: Tensor, mask: 
     log_target = torch.log_softmax(torch.where(mask, q / alpha[:, None], -torch.inf), dim=-1)
     target = log_target.exp()
     return (target * torch.where(mask, log_target - log_probs, 0.0)).sum(-1)
+
+
+def counterfactual_actions(actions: Tensor, sizes: Tensor, max_n: int) -> Tensor:
+    """Every action one sub-action away from ``actions`` ``[B, k]``, ``[B, k, max_n, k]``:
+    entry ``[b, i, v]`` is ``actions[b]`` with dimension i set to v (to ``n_i - 1`` where v
+    is not a value of dimension i, a padding that the losses mask out)."""
+    k = actions.shape[-1]
+    values = torch.arange(max_n, device=actions.device)[None, :, None]
+    own = torch.eye(k, dtype=torch.bool, device=actions.device)[:, None, :]  # [k, 1, k]
+    return torch.where(own, torch.minimum(values, sizes - 1), actions[:, None, None, :])
+
+
+def sampled_soft_value(q: Tensor, entropy_dims: Tensor, alpha: Tensor) -> Tensor:
+    """Eq. 6 for a joint critic at one action ``a' ~ pi(s')``: ``Q(s', a') + sum_i alpha_i
+    H(pi^i(s'))``, ``[B]``, an unbiased estimate of the joint soft value ``E_pi[Q(s', a') -
+    sum_i alpha_i log pi^i(a'^i)]`` (the entropies exact, the expected Q sampled)."""
+    return q + (alpha * entropy_dims).sum(-1)
 
 
 def boltzmann_policy(q: Tensor, alpha: Tensor, mask: Tensor, dense: bool) -> IndependentCategorical:
@@ -261,8 +282,10 @@ class FSACAgent(PolicyActor):
         self.num_envs = num_envs
         self.save_buffer = save_buffer
         self.autoregressive = space.factorization == "autoregressive"
-        # additive or pairwise: one joint Q regressed on one joint target
+        # additive, pairwise or joint: one joint Q regressed on one joint target
         self.joint_critic = cfg.critic != "per_dimension"
+        # joint: that Q is one network on full actions, and the sub-Qs are read off it
+        self.full_q = cfg.critic == "joint"
         if self.autoregressive and self.joint_critic:
             raise FarlError(
                 f"agent.critic: {cfg.critic} needs an independent factorization"
@@ -271,7 +294,7 @@ class FSACAgent(PolicyActor):
             )
         if cfg.twin_min == "joint" and not self.joint_critic:
             raise FarlError(
-                "agent.twin_min: joint needs agent.critic: additive or pairwise; each of the"
+                "agent.twin_min: joint needs agent.critic: additive, pairwise or joint; each of the"
                 " paper's sub-Qs is a value of its own, whose twin minimum is taken on its own"
             )
         if self.autoregressive and cfg.policy_loss != "reverse_kl":
@@ -280,7 +303,7 @@ class FSACAgent(PolicyActor):
                 " (env.factorization: independent); an autoregressive policy learns by eq. 11"
             )
         boltzmann = cfg.actor == "boltzmann"
-        if boltzmann and (self.autoregressive or cfg.critic == "pairwise"):
+        if boltzmann and (self.autoregressive or cfg.critic in ("pairwise", "joint")):
             raise FarlError(
                 "agent.actor: boltzmann needs an independent factorization"
                 " (env.factorization: independent) and sub-Qs that do not depend on the"
@@ -293,6 +316,12 @@ class FSACAgent(PolicyActor):
                 " agent.actor: boltzmann has none; leave agent.policy_loss at reverse_kl"
             )
         degree = cfg.sub_q_degree
+        if degree is not None and self.full_q:
+            raise FarlError(
+                f"agent.sub_q_degree: {degree} shapes sub-Q heads, and agent.critic: joint has"
+                " none (its one network reads the bins' positions); leave agent.sub_q_degree at"
+                " null"
+            )
         if degree is not None and (
             self.autoregressive or not space.evenly_spaced or degree >= min(space.sizes)
         ):
@@ -310,11 +339,14 @@ class FSACAgent(PolicyActor):
         norm = cfg.critic_layer_norm
         rank = cfg.pair_rank if cfg.critic == "pairwise" else 0
         self.sub_q = nn.ModuleList(
-            [SubQNet(obs_dim, space, hidden, act, norm, rank, degree) for _ in range(2)]
+            []
+            if self.full_q
+            else [SubQNet(obs_dim, space, hidden, act, norm, rank, degree) for _ in range(2)]
         )
-        self.up_q = nn.ModuleList(
-            [UpQNet(obs_dim, space, hidden, act, norm) for _ in range(2)]
-            if self.autoregressive
+        ordered = self.full_q and space.evenly_spaced  # binned torques enter as positions
+        self.up_q = nn.ModuleList(  # Q(s, a): the up-Q, or the joint critic
+            [UpQNet(obs_dim, space, hidden, act, norm, ordered) for _ in range(2)]
+            if self.autoregressive or self.full_q
             else []
         )
         # built on the CPU, then moved: the same initial weights for a seed on every device
@@ -336,7 +368,8 @@ class FSACAgent(PolicyActor):
             if network is None
             else network
         )
-        sizes = torch.tensor(space.sizes, dtype=torch.float32, device=device)
+        self.size_tensor = torch.tensor(space.sizes, device=device)
+        sizes = self.size_tensor.float()
         self.target_entropy = cfg.entropy_target_beta * sizes.log()  # beta log n_i (eq. 13)
         self.target_entropy_global = float(self.target_entropy.sum())  # beta sum log n_i
         lr = cfg.learning_rate
@@ -515,27 +548,64 @@ class FSACAgent(PolicyActor):
             estimate = q_taken[0].mean(-1)
         return q_loss, q_all, estimate.detach()  # type: ignore[return-value]
 
+    def full_critic_loss(
+        self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
+    ) -> tuple[Tensor, list[Tensor], Tensor]:
+        """Equation 5 for the joint critic ``Q(s, a)`` (``critic: joint``) against the
+        sampled soft value of the next state, summed over the twins; no sub-Q outputs (eq. 11
+        reads its own off the critic); and the first twin's Q of the stored actions, ``[B]``."""
+        with torch.no_grad():
+            nxt = self.policy(next_obs)
+            q_next = twin_min(self._twins(self.up_q_target, next_obs, nxt.sample()))
+            v_next = sampled_soft_value(q_next, nxt.entropy_dims(), self.target_alpha())
+            targets = sub_q_targets(
+                batch["rewards"], batch["terminated"], self.cfg.gamma, v_next[:, None]
+            )[:, 0]
+        q_taken = self._twins(self.up_q, obs, actions)
+        q_loss = sum((q - targets).pow(2).mean() for q in q_taken)
+        return q_loss, [], q_taken[0].detach()  # type: ignore[return-value]
+
+    def counterfactual_sub_q(self, twins: nn.ModuleList, obs: Tensor, sample: Tensor) -> Tensor:
+        """Sub-Qs read off a joint critic, ``[B, k, max_n]``: the twin minimum of ``Q(s,
+        a)`` with dimension i set to each of its values and the others at ``sample``, one
+        action from the policy per state. In expectation over the sample that is the paper's
+        sub-Q ``E_{a^-i ~ pi^-i}[Q(s, a^i, a^-i)]``."""
+        b, k = sample.shape
+        n = self.space.max_size
+        rows = counterfactual_actions(sample, self.size_tensor, n).reshape(-1, k)
+        q = self._twins(twins, obs.repeat_interleave(k * n, 0), rows)
+        return twin_min(q).view(b, k, n)
+
     def independent_policy_loss(
         self, obs: Tensor, q_all: list[Tensor], alpha: Tensor
     ) -> tuple[Tensor, FactoredDistribution]:
         """Equation 11 for every dimension against the twin minimum of the critics' outputs
         ``q_all`` at ``obs`` (the pairwise critic's sub-Qs with their pair terms in
         expectation over the other dimensions' current policies), summed over dimensions and
-        averaged over the batch; also the policy at ``obs``."""
+        averaged over the batch; also the policy at ``obs``. The joint critic's sub-Qs are
+        read off it instead, on the batch's first ``sub_q_states`` states."""
         dist = self.policy(obs)
-        probs_now = dist.probs.detach()
-        q_now = twin_min([self.sub_q_values(q.detach(), probs_now, 1.0) for q in q_all])
-        if self.cfg.policy_loss == "forward_kl":
-            losses = forward_kl_policy_losses(dist.log_probs0, q_now, alpha, self.policy.mask)
+        if self.full_q:
+            m = min(self.cfg.sub_q_states, obs.shape[0])
+            with torch.no_grad():
+                q_now = self.counterfactual_sub_q(self.up_q, obs[:m], dist.sample()[:m])
         else:
-            losses = policy_losses(dist.probs, dist.log_probs0, q_now, alpha)
+            probs_now = dist.probs.detach()
+            q_now = twin_min([self.sub_q_values(q.detach(), probs_now, 1.0) for q in q_all])
+        m = q_now.shape[0]
+        log_probs = dist.log_probs0[:m]
+        if self.cfg.policy_loss == "forward_kl":
+            losses = forward_kl_policy_losses(log_probs, q_now, alpha, self.policy.mask)
+        else:
+            losses = policy_losses(dist.probs[:m], log_probs, q_now, alpha)
         return losses.mean(0).sum(), dist
 
     def _update_independent(
         self, obs: Tensor, actions: Tensor, batch: dict[str, Tensor], next_obs: Tensor
     ) -> dict[str, Tensor]:
         alpha = self.log_alpha.exp().detach()
-        q_loss, q_all, q_estimate = self.independent_critic_loss(obs, actions, batch, next_obs)
+        critic_loss = self.full_critic_loss if self.full_q else self.independent_critic_loss
+        q_loss, q_all, q_estimate = critic_loss(obs, actions, batch, next_obs)
         q_grad_norm = self._critic_step(q_loss)
         if self.policy_optimizer is None:  # the Boltzmann policy: nothing to learn
             q_min = twin_min([q.detach() for q in q_all])
