@@ -614,8 +614,12 @@ def test_joint_critic_sub_qs_are_the_papers_in_expectation_and_eq11_its_policy_g
         torch.testing.assert_close(f, g, rtol=1e-4, atol=1e-6)
 
 
-@pytest.mark.parametrize("sub_q_states", [8, 3])
-def test_joint_critic_policy_loss_reads_its_sub_qs_at_one_sampled_action(sub_q_states: int) -> None:
+@pytest.mark.parametrize(("sub_q_states", "cpu_rows"), [(8, 1024), (3, 1024), (8, 20)])
+def test_joint_critic_policy_loss_reads_its_sub_qs_at_one_sampled_action(
+    sub_q_states: int, cpu_rows: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 20 rows a pass: the 5 states' 9 rows each in passes of 2 states
+    monkeypatch.setattr("farl_cli.agents.fsac.CPU_ROWS", cpu_rows)
     a = agent("independent", sizes=(2, 3, 4), critic="joint", sub_q_states=sub_q_states)
     obs = torch.randn(5, 3)
     alpha = torch.tensor([0.3, 0.1, 0.7])

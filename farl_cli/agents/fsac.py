@@ -236,6 +236,8 @@ def twin_min(q: list[Tensor]) -> Tensor:
 
 # ---------------------------------------------------------------------- the agent
 
+CPU_ROWS = 1024  # rows per critic pass when the joint critic's sub-Qs are read on a CPU
+
 
 class BoltzmannPolicy:
     """``obs -> FactoredDistribution`` with no network of its own (``agent.actor:
@@ -573,8 +575,15 @@ class FSACAgent(PolicyActor):
         b, k = sample.shape
         n = self.space.max_size
         rows = counterfactual_actions(sample, self.size_tensor, n).reshape(-1, k)
-        q = self._twins(twins, obs.repeat_interleave(k * n, 0), rows)
-        return twin_min(q).view(b, k, n)
+        obs_rows = obs.repeat_interleave(k * n, 0)
+        # on a CPU, passes of at most CPU_ROWS rows, whose activations stay in cache
+        # (benchmarks/critic_rows.py); one pass on a GPU
+        size = len(rows) if self.device.type == "cuda" else max(CPU_ROWS // (k * n), 1) * k * n
+        parts = [
+            twin_min(self._twins(twins, o, r))
+            for o, r in zip(obs_rows.split(size), rows.split(size), strict=True)
+        ]
+        return torch.cat(parts).view(b, k, n)
 
     def independent_policy_loss(
         self, obs: Tensor, q_all: list[Tensor], alpha: Tensor
