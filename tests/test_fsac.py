@@ -621,10 +621,18 @@ def test_joint_critic_policy_loss_reads_its_sub_qs_at_one_sampled_action(
     # 20 rows a pass: the 5 states' 9 rows each in passes of 2 states
     monkeypatch.setattr("farl_cli.agents.fsac.CPU_ROWS", cpu_rows)
     a = agent("independent", sizes=(2, 3, 4), critic="joint", sub_q_states=sub_q_states)
-    obs = torch.randn(5, 3)
+    obs = 3 * torch.randn(5, 3)
     alpha = torch.tensor([0.3, 0.1, 0.7])
     torch.manual_seed(7)
     loss, _ = a.independent_policy_loss(obs, [], alpha)
+    actions = torch.tensor([[0, 1, 2], [1, 0, 3], [1, 2, 0], [0, 0, 1], [1, 1, 1]])
+    with torch.no_grad():
+        grid = a.counterfactual_sub_q(a.up_q, obs, actions)
+    for b, i in itertools.product(range(5), range(3)):
+        for v in range(a.space.sizes[i]):
+            joint = tuple(v if j == i else int(x) for j, x in enumerate(actions[b]))
+            direct = joint_q_direct(a, obs[b : b + 1], joint)
+            assert float(grid[b, i, v]) == pytest.approx(direct, rel=1e-5, abs=1e-6)
     torch.manual_seed(7)
     with torch.no_grad():
         sample = a.policy(obs).sample()  # the same draw as the agent's
