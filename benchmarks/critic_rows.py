@@ -18,8 +18,7 @@ import time
 import torch
 from common import RESULTS, append_row, run_stamp, shown
 
-from farl_cli.agents import make_agent
-from farl_cli.agents import fsac
+from farl_cli.agents import fsac, make_agent
 from farl_cli.agents.fsac import CPU_ROWS, FSACAgent
 from farl_cli.config import load_preset
 from farl_cli.training import probe_env
