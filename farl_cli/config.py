@@ -135,7 +135,7 @@ class FSACConfig(_Section):
     # sub-Q Q^i(s, .) is then Q with dimension i set to each of its values and the others at
     # one action sampled from the policy: an unbiased estimate of the paper's
     # E_{a^-i ~ pi^-i}[Q(s, a)], so eq. 11 summed over the heads is, in expectation, the
-    # joint policy's own soft policy loss. It costs k x n critic passes per state.
+    # joint policy's own soft policy loss (sub_q_states below sets what that costs).
     critic: Literal["per_dimension", "additive", "pairwise", "joint"] = "per_dimension"
     pair_rank: Annotated[int, NB, Field(gt=0, le=256)] = 8
     # Joint critic only: on how many of the batch's states the heads' sub-Qs are evaluated
