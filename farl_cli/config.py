@@ -142,7 +142,7 @@ class FSACConfig(_Section):
     # for eq. 11 (the first ones; the batch is a random draw), each head at every one of its
     # values. A state costs sum_i n_i critic rows per twin (66 on HalfCheetah), so the whole
     # batch would cost 66 times continuous SAC's policy step; with 32 an update costs about
-    # 1.6 times the additive critic's on a CPU, with 64 about 2.1 times.
+    # 1.3 times the additive critic's on a CPU, with 64 twice (benchmarks/critic_rows.py).
     sub_q_states: Annotated[int, NB, Field(gt=0, le=65_536)] = 32
     # Additive or pairwise critic only (a joint critic has one value, whose twin minimum is
     # taken as continuous SAC's is): the twin minimum in its target taken per dimension
