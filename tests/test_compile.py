@@ -47,6 +47,19 @@ def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
         torch.testing.assert_close(y, x, **CLOSE, msg=name)
 
 
+def _assert_seeded_updates_match(eager: Any, compiled: Any, batch: dict[str, torch.Tensor]) -> None:
+    """Two updates of each from the same torch seed give the same metrics: updates that
+    sample (inductor's own random numbers off, only while this compiles)."""
+    with torch._inductor.config.patch(fallback_random=True):
+        for step in range(2):
+            torch.manual_seed(10 + step)
+            a = eager.update(batch)
+            torch.manual_seed(10 + step)
+            b = compiled.update(batch)
+            for key in eager.metric_names:
+                torch.testing.assert_close(b[key], a[key], **CLOSE, msg=key)
+
+
 @pytest.mark.parametrize(
     ("batched_twins", "critic", "max_norm", "degree", "policy_loss", "actor"),
     [
@@ -86,14 +99,7 @@ def test_compiled_joint_critic_update_matches_the_eager_one() -> None:
     eager, compiled = _pair("hopper-fsac", sets)
     compiled.batched_twins = True
     batch = _replay_batch(eager, 64)
-    with torch._inductor.config.patch(fallback_random=True):  # it samples a' and a
-        for step in range(2):
-            torch.manual_seed(10 + step)
-            a = eager.update(batch)
-            torch.manual_seed(10 + step)
-            b = compiled.update(batch)
-            for key in eager.metric_names:
-                torch.testing.assert_close(b[key], a[key], **CLOSE, msg=key)
+    _assert_seeded_updates_match(eager, compiled, batch)
     for module in ("policy", "up_q", "up_q_target"):
         _assert_same_weights(getattr(eager, module), getattr(compiled, module))
 
@@ -107,14 +113,7 @@ def test_compiled_autoregressive_fsac_update_matches_the_eager_one(entropy_in_ta
     eager, compiled = _pair("platform-fsac", sets)
     compiled.batched_twins = True  # sub-Q and up-Q twins vmapped inside the compiled step
     batch = _replay_batch(eager, 64)
-    with torch._inductor.config.patch(fallback_random=True):  # only while this compiles
-        for step in range(2):
-            torch.manual_seed(10 + step)
-            a = eager.update(batch)
-            torch.manual_seed(10 + step)
-            b = compiled.update(batch)
-            for key in eager.metric_names:
-                torch.testing.assert_close(b[key], a[key], **CLOSE, msg=key)
+    _assert_seeded_updates_match(eager, compiled, batch)
     for module in ("policy", "sub_q", "up_q", "up_q_target"):
         _assert_same_weights(getattr(eager, module), getattr(compiled, module))
 

@@ -337,6 +337,14 @@ def fill(a: FSACAgent, n: int = 64, seed: int = 0) -> None:
     a.buffer.add(obs, actions, rng.normal(size=n), rng.normal(size=(n, 3)), rng.random(n) < 0.2)
 
 
+def replay_with_unequal_temperatures(a: FSACAgent) -> dict[str, torch.Tensor]:
+    """A filled buffer's batch of 8, the three heads' temperatures set to 0.3, 0.1 and 0.7."""
+    fill(a)
+    with torch.no_grad():
+        a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
+    return a.buffer.sample(8)
+
+
 def test_target_networks_move_by_exactly_tau() -> None:
     for factorization in ("independent", "autoregressive"):
         a = agent(factorization, tau=0.05)
@@ -377,10 +385,7 @@ def test_independent_critic_loss_against_a_direct_computation(
         twin_min=twin_min,
         actor=actor,
     )
-    fill(a)
-    with torch.no_grad():
-        a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
-    batch = a.buffer.sample(8)
+    batch = replay_with_unequal_temperatures(a)
     obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
     # decoupled targets drop the entropy term: V^i = pi^i(.)^T Q^i(.)
     alpha = a.log_alpha.exp().detach() * float(entropy_in_targets)
@@ -651,10 +656,7 @@ def test_joint_critic_policy_loss_reads_its_sub_qs_at_one_sampled_action(
 @pytest.mark.parametrize("entropy_in_targets", [True, False])
 def test_joint_critic_loss_against_a_direct_computation(entropy_in_targets: bool) -> None:
     a = agent("independent", sizes=(2, 3, 4), critic="joint", entropy_in_targets=entropy_in_targets)
-    fill(a)
-    with torch.no_grad():
-        a.log_alpha.copy_(torch.log(torch.tensor([0.3, 0.1, 0.7])))
-    batch = a.buffer.sample(8)
+    batch = replay_with_unequal_temperatures(a)
     obs, nxt, acts = batch["obs"], batch["next_obs"], batch["actions"]
     alpha = a.log_alpha.exp().detach() * float(entropy_in_targets)
     torch.manual_seed(3)
