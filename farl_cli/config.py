@@ -175,6 +175,12 @@ class FSACConfig(_Section):
     # it, as a continuous critic's smoothness in the action does. On HalfCheetah a cubic
     # learned more slowly (README, "Measured").
     sub_q_degree: Annotated[int, NB, Field(ge=0, le=255)] | None = None
+    # Not in the paper, independent and evenly spaced values only: each policy head's logits
+    # a polynomial of this degree in its bin's position instead of one free logit per bin
+    # (None). Degree 2 makes every head a discretized Gaussian over its bins (or a bowl that
+    # favours both ends), so that neighbouring torques share probability and the head
+    # explores around its mean, as continuous SAC's Gaussian does.
+    policy_degree: Annotated[int, NB, Field(ge=0, le=255)] | None = None
     # Independent only: each head pulled towards softmax(Q^i / alpha_i) by eq. 11, the
     # reverse KL (the paper), or, not in the paper, by the forward KL, whose gradient does
     # not vanish on a sub-action the head has all but ruled out, so that the policy keeps up

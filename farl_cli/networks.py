@@ -185,7 +185,12 @@ class AutoregressiveHeads(nn.Module):
 class FactoredHeadsNet(nn.Module):
     """A torso on the state, then one output per value of every dimension, ``[B, k, max_n]``:
     from the state alone (independent) or also from the prefix ``a^1..a^{i-1}``
-    (autoregressive, teacher-forced). The policy's logits and the sub-Q values share it."""
+    (autoregressive, teacher-forced). The policy's logits and the sub-Q values share it.
+
+    With ``degree`` d (independent, evenly spaced values) the outputs are polynomials of
+    degree d in the value's position (:class:`PolynomialHeads`): for a policy's logits, d = 2
+    makes each head a discretized Gaussian over its bins (or, curved up, a bowl).
+    """
 
     def __init__(
         self,
@@ -194,6 +199,7 @@ class FactoredHeadsNet(nn.Module):
         hidden: list[int],
         activation: str,
         layer_norm: bool = False,
+        degree: int | None = None,
     ):
         super().__init__()
         self.space = space
@@ -204,7 +210,11 @@ class FactoredHeadsNet(nn.Module):
         self.autoregressive = space.factorization == "autoregressive"
         self.heads: nn.Module
         if self.autoregressive:
+            if degree is not None:
+                raise ValueError("polynomial heads need an independent factorization")
             self.heads = AutoregressiveHeads(emb_dim, space, emb_dim, activation)
+        elif degree is not None:
+            self.heads = PolynomialHeads(emb_dim, space, degree)
         else:
             self.heads = IndependentHeads(emb_dim, space)
 

@@ -46,6 +46,7 @@ FIXED_ON_RESUME = (
     "agent.pair_rank",
     "agent.critic_layer_norm",
     "agent.sub_q_degree",
+    "agent.policy_degree",
     "agent.actor",
     "agent.rollout_steps",
     "agent.buffer_size",

@@ -537,6 +537,24 @@ def test_polynomial_sub_qs_learn_and_refuse_spaces_without_evenly_spaced_values(
         FSACAgent(3, box.with_factorization("autoregressive"), cfg, num_envs=1, seed=0)
 
 
+def test_a_quadratic_policy_learns_and_refuses_what_has_no_positions() -> None:
+    box = make_codec(spaces.Box(-1.0, 1.0, (3,)), bins=5).space
+    cfg = FSACConfig(hidden_sizes=[16], batch_size=8, learning_starts=0, policy_degree=2)
+    a = FSACAgent(3, box, cfg, num_envs=1, seed=0)
+    logits = a.policy(torch.randn(4, 3)).logits
+    assert torch.allclose(logits.diff(n=3, dim=-1), torch.zeros(4, 3, 2), atol=1e-6)
+    fill(a)
+    before = [p.clone() for p in a.policy.parameters()]
+    assert math.isfinite(float(a.update(a.buffer.sample(8))["policy_loss"]))
+    assert all(not torch.equal(b, p) for b, p in zip(before, a.policy.parameters(), strict=True))
+    with pytest.raises(FarlError, match=r"policy_degree: 2 .* sizes \[3, 4\], not evenly"):
+        agent("independent", policy_degree=2)
+    with pytest.raises(FarlError, match=r"policy_degree: 2 .* this one is autoregressive"):
+        FSACAgent(3, box.with_factorization("autoregressive"), cfg, num_envs=1, seed=0)
+    with pytest.raises(FarlError, match=r"policy_degree: 2 shapes a policy network"):
+        FSACAgent(3, box, cfg.model_copy(update={"actor": "boltzmann"}), num_envs=1, seed=0)
+
+
 def test_counterfactual_actions_set_one_dimension_to_each_of_its_values() -> None:
     actions = torch.tensor([[1, 0, 3], [0, 2, 1]])
     grid = counterfactual_actions(actions, torch.tensor(SIZES), 4)

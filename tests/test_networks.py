@@ -109,3 +109,29 @@ def test_polynomial_heads_need_evenly_spaced_values_of_one_size() -> None:
         PolynomialHeads(6, space((5, 5), "independent"), 1)
     with pytest.raises(ValueError, match=r"degree must be in 0\.\.4"):
         PolynomialHeads(6, even, 5)
+
+
+def test_a_policy_of_degree_two_is_a_discretized_gaussian_over_its_bins() -> None:
+    torch.manual_seed(3)
+    values = (tuple("0123456"),) * 4
+    even = FactoredSpace((7,) * 4, "independent", tuple("abcd"), values, False, True)
+    policy = FactoredPolicy(5, even, [16], "relu", degree=2)
+    policy.heads.linear.weight.data.mul_(300)  # past the near-uniform start
+    probs = policy(torch.randn(8, 5)).probs.double().reshape(-1, 7)  # [rows, bins]
+    x = torch.linspace(-1, 1, 7, dtype=torch.float64)
+    # each row's log-probabilities, fitted exactly by c0 + c1 x + c2 x^2
+    vander = torch.stack([torch.ones_like(x), x, x**2], dim=1)
+    coef = torch.linalg.lstsq(vander, probs.log().T).solution.T  # [rows, 3]
+    torch.testing.assert_close(coef @ vander.T, probs.log())
+    down = coef[:, 2] < 0
+    assert 0 < int(down.sum()) < len(coef)  # both shapes occur
+    # curved down: the normal density N(mu, sigma^2) at the bins, renormalized
+    mu, var = -coef[down, 1] / (2 * coef[down, 2]), -1 / (2 * coef[down, 2])
+    density = torch.exp(-((x - mu[:, None]) ** 2) / (2 * var[:, None]))
+    torch.testing.assert_close(probs[down], density / density.sum(-1, keepdim=True))
+    # curved up (a bowl): the most likely bin is an end one
+    assert set(probs[~down].argmax(-1).tolist()) <= {0, 6}
+    plain = FactoredPolicy(5, even, [16], "relu")
+    assert sum(p.numel() for p in policy.parameters()) < sum(p.numel() for p in plain.parameters())
+    with pytest.raises(ValueError, match="independent factorization"):
+        FactoredPolicy(5, even.with_factorization("autoregressive"), [16], "relu", degree=2)

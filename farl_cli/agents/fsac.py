@@ -236,6 +236,22 @@ def twin_min(q: list[Tensor]) -> Tensor:
 
 # ---------------------------------------------------------------------- the agent
 
+
+def _check_degree(key: str, degree: int | None, space: FactoredSpace) -> None:
+    """Refuse polynomial heads (``agent.<key>``) where a space's values have no positions."""
+    if degree is not None and (
+        space.factorization == "autoregressive"
+        or not space.evenly_spaced
+        or degree >= min(space.sizes)
+    ):
+        raise FarlError(
+            f"agent.{key}: {degree} needs an independent factorization of evenly"
+            f" spaced values (a binned Box action space) with more than {degree} values"
+            f" per dimension; this one is {space.factorization}, sizes {list(space.sizes)},"
+            f" {'' if space.evenly_spaced else 'not '}evenly spaced"
+        )
+
+
 CPU_ROWS = 1024  # rows per critic pass when the joint critic's sub-Qs are read on a CPU
 
 
@@ -324,20 +340,22 @@ class FSACAgent(PolicyActor):
                 " none (its one network reads the bins' positions); leave agent.sub_q_degree at"
                 " null"
             )
-        if degree is not None and (
-            self.autoregressive or not space.evenly_spaced or degree >= min(space.sizes)
-        ):
+        _check_degree("sub_q_degree", degree, space)
+        _check_degree("policy_degree", cfg.policy_degree, space)
+        if boltzmann and cfg.policy_degree is not None:
             raise FarlError(
-                f"agent.sub_q_degree: {degree} needs an independent factorization of evenly"
-                f" spaced values (a binned Box action space) with more than {degree} values"
-                f" per dimension; this one is {space.factorization}, sizes {list(space.sizes)},"
-                f" {'' if space.evenly_spaced else 'not '}evenly spaced"
+                f"agent.policy_degree: {cfg.policy_degree} shapes a policy network's heads, and"
+                " agent.actor: boltzmann has none; leave agent.policy_degree at null"
             )
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
         # built first, as it always was: a seed draws the same initial weights as before
-        network = None if boltzmann else FactoredPolicy(obs_dim, space, hidden, act)
+        network = (
+            None
+            if boltzmann
+            else FactoredPolicy(obs_dim, space, hidden, act, degree=cfg.policy_degree)
+        )
         norm = cfg.critic_layer_norm
         rank = cfg.pair_rank if cfg.critic == "pairwise" else 0
         self.sub_q = nn.ModuleList(
