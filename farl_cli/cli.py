@@ -37,6 +37,13 @@ DeviceOpt = Annotated[
 DeterministicOpt = Annotated[
     bool, typer.Option("--deterministic/--stochastic", help="Greedy or sampled actions.")
 ]
+GreedyOpt = Annotated[
+    str,
+    typer.Option(
+        help="The greedy action: the policy's mode, or each head's bin nearest its mean"
+        " (mean; independent heads over evenly spaced bins, such as MuJoCo torques)."
+    ),
+]
 
 
 def user_errors(fn: F) -> F:
@@ -520,6 +527,7 @@ def eval_command(
     episodes: Annotated[int, typer.Option(min=1, help="Episodes to run.")] = 100,
     num_envs: Annotated[int, typer.Option(min=1, help="Environments side by side.")] = 8,
     deterministic: DeterministicOpt = True,
+    greedy: GreedyOpt = "mode",
     seed: Annotated[int, typer.Option(help="Seed of the evaluation episodes.")] = 12345,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead.")] = False,
     threads: Annotated[int, typer.Option(min=1, help="PyTorch threads.")] = 1,
@@ -537,7 +545,7 @@ def eval_command(
 
     torch.set_num_threads(threads)
     restored = restore(checkpoint, device or "auto")
-    act = functools.partial(restored.agent.act, deterministic=deterministic)
+    act = restored.actor(deterministic, greedy)
     started = time.perf_counter()
     with Progress(console=err_console, transient=True, disable=as_json) as progress:
         task = progress.add_task("evaluating", total=episodes)
@@ -555,15 +563,17 @@ def eval_command(
         "preset": restored.preset.name,
         "env": restored.preset.env.name,
         "deterministic": deterministic,
+        "greedy": greedy if deterministic else None,
         "seconds": elapsed,
         **stats.to_dict(),
     }
     if as_json:
         console.print_json(json.dumps(info))
         return
+    how = "mean bins" if greedy == "mean" else "deterministic" if deterministic else "stochastic"
     table = Table(
         title=f"{restored.preset.name} on {restored.preset.env.name}: {stats.episodes:,} episodes "
-        f"({'deterministic' if deterministic else 'stochastic'}, {elapsed:.1f} s)",
+        f"({how}, {elapsed:.1f} s)",
         title_justify="left",
         show_header=False,
     )
@@ -589,6 +599,7 @@ def enjoy_command(
     video: Annotated[Path | None, typer.Option(help="Record to this .mp4 or .gif file.")] = None,
     fps: Annotated[int | None, typer.Option(min=1, help="Frames per second.")] = None,
     deterministic: DeterministicOpt = True,
+    greedy: GreedyOpt = "mode",
     seed: Annotated[int, typer.Option(help="Seed of the first episode.")] = 0,
     render_3d: Annotated[
         bool,
@@ -606,6 +617,7 @@ def enjoy_command(
     from farl_cli.video import VideoWriter
 
     restored = restore(checkpoint, device or "auto")
+    act = restored.actor(deterministic, greedy)
     preset = restored.preset
     env: Any = make_factored_env(preset.env, render_mode="rgb_array")
     # a window where the environment can draw one (it declares the "human" render mode)
@@ -622,7 +634,6 @@ def enjoy_command(
         env = RecordFrames(env, own_videos=not render_3d)
         path = video or Path(f"{preset.name}-enjoy.mp4")
         writer = VideoWriter(path, fps or int(env.metadata.get("render_fps", 30)))
-    act = functools.partial(restored.agent.act, deterministic=deterministic)
 
     def on_episode(i: int, total: float, length: int, info: dict[str, Any]) -> None:
         extra = " (goal)" if info.get("is_success") else ""

@@ -156,6 +156,13 @@ class IndependentCategorical(FactoredDistribution):
         """Per-dimension argmax, which is the joint mode for a product distribution."""
         return self.log_probs.argmax(-1)
 
+    def mean_value(self) -> Tensor:
+        """Per dimension, the value nearest the distribution's mean index,
+        ``round(sum_j j pi^i(j))``: for evenly spaced values (binned torques) the bin nearest
+        the mean torque, as continuous SAC acts greedily with its Gaussian's mean."""
+        index = torch.arange(self.probs.shape[-1], device=self.probs.device)
+        return (self.probs * index).sum(-1).round().long()
+
 
 class AutoregressiveCategorical(FactoredDistribution):
     """``pi(a|s) = prod_i pi^i(a^i | u^{i-1})`` with ``u^{i-1} = (s, a^1..a^{i-1})``.

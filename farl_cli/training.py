@@ -439,6 +439,25 @@ class Restored:
     space: FactoredSpace
     data: dict[str, Any]
 
+    def actor(
+        self, deterministic: bool, greedy: str = "mode"
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        """The agent's ``act`` with its deterministic choice (``greedy``: mode or mean),
+        refused in one line where the choice means nothing."""
+        if greedy not in ("mode", "mean"):
+            raise FarlError(f"--greedy {greedy!r}: expected mode or mean")
+        if greedy == "mean":
+            if not deterministic:
+                raise FarlError("--greedy mean chooses a deterministic action; drop --stochastic")
+            if self.space.factorization != "independent" or not self.space.evenly_spaced:
+                raise FarlError(
+                    f"--greedy mean needs an independent factorization of evenly spaced values"
+                    f" (a binned Box, such as the MuJoCo torques); {self.preset.name}'s is"
+                    f" {self.space.factorization},"
+                    f" {'' if self.space.evenly_spaced else 'not '}evenly spaced"
+                )
+        return lambda obs: self.agent.act(obs, deterministic, greedy)  # type: ignore[arg-type]
+
 
 def restore(path: Path, device: str = "cpu") -> Restored:
     """Rebuild preset, environment description and agent (on ``device``: ``auto``, ``cpu``

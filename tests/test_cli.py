@@ -350,6 +350,19 @@ def test_fsac_train_eval_enjoy_through_the_cli(preset: str, tmp_path: Path) -> N
     result = runner.invoke(app, ["eval", ckpt, "--episodes", "3", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["episodes"] == 3
+    mean = runner.invoke(app, ["eval", ckpt, "--episodes", "2", "--greedy", "mean", "--json"])
+    if preset == "hopper-fsac":  # binned torques: the mean bin is an action
+        assert mean.exit_code == 0, mean.output
+        assert json.loads(mean.output)["greedy"] == "mean"
+    else:  # a choice and its parameter's bins, autoregressive: no mean bin
+        assert mean.exit_code == 2 and "--greedy mean needs an independent" in mean.output
+    for args, message in (
+        (["--greedy", "mean", "--stochastic"], "drop --stochastic"),
+        (["--greedy", "median"], "expected mode or mean"),
+    ):
+        refused = runner.invoke(app, ["eval", ckpt, *args])
+        assert refused.exit_code == 2 and message in refused.output
+        assert "Traceback" not in refused.output
     video = tmp_path / "play.gif"
     result = runner.invoke(app, ["enjoy", ckpt, "--episodes", "1", "--video", str(video)])
     assert result.exit_code == 0 and video.stat().st_size > 1000

@@ -318,3 +318,19 @@ def test_masked_log_softmax_normalises_over_existing_values_only() -> None:
     for i, n in enumerate(SIZES):
         torch.testing.assert_close(lp[0, i, :n], torch.full((n,), -math.log(n)))
         assert torch.all(torch.isinf(lp[0, i, n:]))
+
+
+def test_the_mean_value_is_the_bin_nearest_each_heads_mean_index() -> None:
+    torch.manual_seed(4)
+    mask = torch.tensor([[True] * 5, [True, True, True, False, False]])
+    dist = IndependentCategorical(torch.randn(64, 2, 5) * 2, mask)
+    chosen = dist.mean_value()
+    for b in range(64):
+        for i, n in enumerate((5, 3)):
+            mean = sum(j * float(dist.probs[b, i, j]) for j in range(n))
+            assert abs(int(chosen[b, i]) - mean) <= 0.5 and 0 <= int(chosen[b, i]) < n
+    # both ends equally likely: the mean is the middle bin, which the mode never is
+    ends = torch.tensor([[[5.0, 0.0, 0.0, 0.0, 5.0]]]).expand(1, 2, 5)
+    split = IndependentCategorical(ends.clone(), torch.ones(2, 5, dtype=torch.bool))
+    assert split.mean_value().tolist() == [[2, 2]]
+    assert split.mode().tolist() != [[2, 2]]

@@ -7,6 +7,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from farl_cli.agents.common import Greedy
 from farl_cli.config import FPPOConfig, FSACConfig, Preset
 from farl_cli.errors import FarlError
 from farl_cli.spaces import FactoredSpace
@@ -18,7 +19,9 @@ class Agent(Protocol):
     metric_names: tuple[str, ...]
     updates: int  # learning steps taken so far
 
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
+    def act(
+        self, obs: np.ndarray, deterministic: bool = False, greedy: Greedy = "mode"
+    ) -> np.ndarray:
         """Joint actions for a batch of observations, without side effects."""
         ...
 

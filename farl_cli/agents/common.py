@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 from torch import Tensor
 
 from farl_cli.config import FPPOConfig, FSACConfig
+from farl_cli.distributions import IndependentCategorical
 from farl_cli.errors import FarlError
 from farl_cli.networks import FactoredPolicy, RunningNorm
+
+Greedy = Literal["mode", "mean"]
+"""How a deterministic action is read from a policy: its mode, or each head's mean bin."""
 
 
 def resolve_device(name: str) -> torch.device:
@@ -82,7 +86,18 @@ class PolicyActor:
         return self.normalizer(raw.float())
 
     @torch.no_grad()
-    def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
-        """Joint actions ``[N, k]`` for a batch of observations; no side effects."""
+    def act(
+        self, obs: np.ndarray, deterministic: bool = False, greedy: Greedy = "mode"
+    ) -> np.ndarray:
+        """Joint actions ``[N, k]`` for a batch of observations; no side effects.
+
+        Deterministic actions are the policy's mode, or with ``greedy="mean"`` (an
+        independent policy) each head's bin nearest its mean."""
         dist = self.policy(self._obs(obs))
-        return (dist.mode() if deterministic else dist.sample()).cpu().numpy()
+        if not deterministic:
+            return dist.sample().cpu().numpy()
+        if greedy == "mean":
+            if not isinstance(dist, IndependentCategorical):
+                raise FarlError("the mean bin needs an independent factorization")
+            return dist.mean_value().cpu().numpy()
+        return dist.mode().cpu().numpy()
