@@ -7,7 +7,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -483,6 +483,8 @@ def restore(path: Path, device: str = "cpu") -> Restored:
             f"{env_obs_dim} and sub-actions {list(env_space.sizes)}, the checkpoint expects "
             f"{obs_dim} and {list(space.sizes)}"
         )
+    if "evenly_spaced" not in data["space"]:  # written before spaces said so: ask the env
+        space = replace(space, evenly_spaced=env_space.evenly_spaced)
     agent = make_agent(preset, obs_dim, space, resolve_device(device))
     load_agent_state(agent, data.get("agent"), path)
     return Restored(preset, agent, obs_dim, space, data)

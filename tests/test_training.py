@@ -5,10 +5,11 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
-from farl_cli.checkpoint import load_checkpoint, named_tensors
+from farl_cli.checkpoint import load_checkpoint, named_tensors, save_checkpoint
 from farl_cli.config import load_preset
 from farl_cli.training import StopRequest, restore, resume, train
 
@@ -85,6 +86,20 @@ def test_restore_rebuilds_the_agent_from_the_checkpoint_alone(tmp_path: Path) ->
     result = train(preset, tmp_path / "r")
     restored = restore(result.last_checkpoint)
     assert restored.preset == preset and restored.space.sizes == (3, 21)
+
+
+def test_a_checkpoint_older_than_evenly_spaced_values_learns_it_from_its_env(
+    tmp_path: Path,
+) -> None:
+    sets = ["env.num_envs=2", "agent.rollout_steps=128", "agent.epochs=1", "train.total_steps=128"]
+    result = train(load_preset("hopper-fppo", [*sets, "train.eval_episodes=1"]), tmp_path / "r")
+    data = load_checkpoint(result.last_checkpoint)
+    del data["space"]["evenly_spaced"]  # as spaces were saved before they said it
+    old = save_checkpoint(tmp_path / "old.pt", data)
+    restored = restore(old)
+    assert restored.space.evenly_spaced
+    actions = restored.actor(True, "mean")(np.zeros((2, restored.obs_dim)))
+    assert actions.shape == (2, 3) and ((actions >= 0) & (actions < 11)).all()
 
 
 def test_a_run_directory_holding_a_run_is_not_reused_by_accident(tmp_path: Path) -> None:
