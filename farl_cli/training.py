@@ -16,7 +16,7 @@ import torch
 from gymnasium.vector import VectorEnv
 
 from farl_cli.agents import Agent, make_agent
-from farl_cli.agents.common import resolve_device
+from farl_cli.agents.common import Greedy, resolve_device
 from farl_cli.checkpoint import CheckpointError, named_tensors
 from farl_cli.config import EnvConfig, Preset
 from farl_cli.envs import make_factored_env
@@ -456,7 +456,8 @@ class Restored:
                     f" {self.space.factorization},"
                     f" {'' if self.space.evenly_spaced else 'not '}evenly spaced"
                 )
-        return lambda obs: self.agent.act(obs, deterministic, greedy)  # type: ignore[arg-type]
+        how: Greedy = "mean" if greedy == "mean" else "mode"
+        return lambda obs: self.agent.act(obs, deterministic, how)
 
 
 def restore(path: Path, device: str = "cpu") -> Restored:
