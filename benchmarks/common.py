@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import sys
@@ -42,6 +43,15 @@ def shown_run(checkpoint: Path) -> str:
         return str(checkpoint.absolute().relative_to(Path.cwd()))
     except ValueError:
         return "/".join(checkpoint.parts[-5:])
+
+
+def checkpoint_parser(doc: str, csv_name: str) -> argparse.ArgumentParser:
+    """The command line of a script that measures checkpoints: the checkpoints, and ``--out``
+    (``results/<csv_name>`` by default); the script adds its own options."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser.add_argument("--out", type=Path, default=RESULTS / csv_name)
+    return parser
 
 
 def measure_checkpoints(

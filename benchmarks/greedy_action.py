@@ -14,10 +14,9 @@ the difference is the evaluation's alone.
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
-from common import RESULTS, measure_checkpoints
+from common import checkpoint_parser, measure_checkpoints
 
 from farl_cli.envs.vector import env_factory
 from farl_cli.evaluation import evaluate
@@ -39,12 +38,10 @@ def greedy_returns(checkpoint: Path, episodes: int, num_envs: int, seed: int) ->
 
 def main() -> None:
     """Evaluate each checkpoint three ways, print a line and save a row for it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser = checkpoint_parser(__doc__, "greedy_action.csv")
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--num-envs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=12345, help="seed of the episodes")
-    parser.add_argument("--out", type=Path, default=RESULTS / "greedy_action.csv")
     args = parser.parse_args()
     measure_checkpoints(
         "benchmarks/greedy_action.py",

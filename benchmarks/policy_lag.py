@@ -15,12 +15,11 @@ the command).
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, measure_checkpoints
+from common import checkpoint_parser, measure_checkpoints
 
 from farl_cli.agents.fsac import FSACAgent, boltzmann_policy, forward_kl_policy_losses, twin_min
 from farl_cli.envs import make_factored_env
@@ -76,11 +75,9 @@ def lag(checkpoint: Path, steps: int, seed: int) -> dict[str, float]:
 
 def main() -> None:
     """Measure each checkpoint, print a line and save a row for it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser = checkpoint_parser(__doc__, "policy_lag.csv")
     parser.add_argument("--steps", type=int, default=2000, help="states visited per checkpoint")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=RESULTS / "policy_lag.csv")
     args = parser.parse_args()
     measure_checkpoints(
         "benchmarks/policy_lag.py",

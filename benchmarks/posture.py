@@ -12,11 +12,10 @@ more than 90 degrees from upright). Appends a row per checkpoint to
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
-from common import RESULTS, measure_checkpoints
+from common import checkpoint_parser, measure_checkpoints
 
 from farl_cli.envs import make_factored_env
 from farl_cli.errors import FarlError
@@ -61,11 +60,9 @@ def play_posture(checkpoint: Path, episodes: int, seed: int) -> dict[str, float]
 
 def main() -> None:
     """Play each checkpoint, print a line and save a row for it."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("checkpoints", type=Path, nargs="+")
+    parser = checkpoint_parser(__doc__, "posture.csv")
     parser.add_argument("--episodes", type=int, default=3)
     parser.add_argument("--seed", type=int, default=0, help="seed of the first episode")
-    parser.add_argument("--out", type=Path, default=RESULTS / "posture.csv")
     args = parser.parse_args()
     measure_checkpoints(
         "benchmarks/posture.py",
