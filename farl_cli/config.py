@@ -182,6 +182,12 @@ class FSACConfig(_Section):
     # explores around its mean, as continuous SAC's Gaussian does. On HalfCheetah it led
     # every other variant at 50k and trailed the preset at 100k (README, "Measured").
     policy_degree: Annotated[int, NB, Field(ge=0, le=255)] | None = None
+    # Not in the paper, independent and evenly spaced values only: Tang and Agrawal's (2020)
+    # ordinal heads, whose outputs are one sigmoid score per bin and whose logit for bin k
+    # sums log p_j below and at k and log(1 - p_j) above it, so that neighbouring torques
+    # share probability while a head may still be as sharp as a free one. They found it
+    # helped discretized PPO most on high-dimensional tasks.
+    policy_ordinal: bool = False
     # Independent only: each head pulled towards softmax(Q^i / alpha_i) by eq. 11, the
     # reverse KL (the paper), or, not in the paper, by the forward KL, whose gradient does
     # not vanish on a sub-action the head has all but ruled out, so that the policy keeps up

@@ -133,6 +133,14 @@ class PolynomialHeads(nn.Module):
         )
 
 
+def ordinal_logits(scores: Tensor) -> Tensor:
+    """Tang and Agrawal's (2020) ordinal logits over ordered values, ``[..., n]``: with
+    ``p_j = sigmoid(s_j)``, value k scores ``sum_{j <= k} log p_j + sum_{j > k} log(1 - p_j)``,
+    so that choosing value k also says "at least" to every value below it."""
+    up, down = nn.functional.logsigmoid(scores), nn.functional.logsigmoid(-scores)
+    return up.cumsum(-1) + down.sum(-1, keepdim=True) - down.cumsum(-1)
+
+
 class AutoregressiveHeads(nn.Module):
     """k heads of one hidden layer each; head i reads the embedding and the prefix a[:, :i].
 
@@ -229,13 +237,39 @@ class FactoredHeadsNet(nn.Module):
 
 
 class FactoredPolicy(FactoredHeadsNet):
-    """``obs -> FactoredDistribution``: torso then independent or autoregressive heads."""
+    """``obs -> FactoredDistribution``: torso then independent or autoregressive heads.
+
+    With ``ordinal`` (independent, evenly spaced values) the heads' outputs are scores that
+    :func:`ordinal_logits` turns into logits, so that neighbouring values share probability.
+    """
+
+    def __init__(
+        self,
+        obs_dim: int,
+        space: FactoredSpace,
+        hidden: list[int],
+        activation: str,
+        degree: int | None = None,
+        ordinal: bool = False,
+    ) -> None:
+        super().__init__(obs_dim, space, hidden, activation, degree=degree)
+        if ordinal and (
+            self.autoregressive or not space.evenly_spaced or len(set(space.sizes)) != 1
+        ):
+            raise ValueError(
+                "ordinal heads need an independent factorization of evenly spaced values,"
+                " as many per dimension"
+            )
+        self.ordinal = ordinal
 
     def forward(self, obs: Tensor) -> FactoredDistribution:
         """The policy's distribution over joint actions for a batch of observations."""
         emb = self.torso(obs)
         if not self.autoregressive:
-            return IndependentCategorical(self.heads(emb), self.mask, self.dense)
+            logits = self.heads(emb)
+            if self.ordinal:
+                logits = ordinal_logits(logits)
+            return IndependentCategorical(logits, self.mask, self.dense)
         heads = self.heads
         return AutoregressiveCategorical(
             lambda a: heads(emb, a),

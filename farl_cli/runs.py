@@ -47,6 +47,7 @@ FIXED_ON_RESUME = (
     "agent.critic_layer_norm",
     "agent.sub_q_degree",
     "agent.policy_degree",
+    "agent.policy_ordinal",
     "agent.actor",
     "agent.rollout_steps",
     "agent.buffer_size",

@@ -33,6 +33,7 @@ from farl_cli.agents.fsac import (
 from farl_cli.config import FSACConfig
 from farl_cli.distributions import IndependentCategorical
 from farl_cli.errors import FarlError
+from farl_cli.networks import ordinal_logits
 from farl_cli.spaces import make_codec
 
 SIZES = (2, 3, 4)
@@ -197,7 +198,10 @@ def test_boltzmann_actor_reads_its_policy_off_the_twin_critics_and_keeps_no_netw
             r"actor: boltzmann needs .* this one is autoregressive",
         ),
         ({"critic": "pairwise"}, r"actor: boltzmann needs .* agent\.critic: pairwise"),
-        ({"policy_loss": "forward_kl"}, r"forward_kl trains a policy network"),
+        (
+            {"policy_loss": "forward_kl"},
+            r"policy_loss: forward_kl shapes or trains a policy .* at reverse_kl$",
+        ),
     ],
 )
 def test_boltzmann_actor_refuses_what_it_cannot_be(overrides: dict[str, str], message: str) -> None:
@@ -531,7 +535,7 @@ def test_polynomial_sub_qs_learn_and_refuse_spaces_without_evenly_spaced_values(
     assert not torch.allclose(a.sub_q[0](torch.randn(4, 3)).diff(n=2, dim=-1), torch.zeros(1))
     with pytest.raises(FarlError, match=r"sub_q_degree: 2 .* sizes \[3, 4\], not evenly"):
         agent("independent", sub_q_degree=2)  # MultiDiscrete: values in no order
-    with pytest.raises(FarlError, match=r"sub_q_degree: 5 .* more than 5 values"):
+    with pytest.raises(FarlError, match=r"sub_q_degree: 5 .* at least 6 per dimension"):
         FSACAgent(3, box, cfg.model_copy(update={"sub_q_degree": 5}), num_envs=1, seed=0)
     with pytest.raises(FarlError, match=r"this one is autoregressive"):
         FSACAgent(3, box.with_factorization("autoregressive"), cfg, num_envs=1, seed=0)
@@ -551,7 +555,27 @@ def test_a_quadratic_policy_learns_and_refuses_what_has_no_positions() -> None:
         agent("independent", policy_degree=2)
     with pytest.raises(FarlError, match=r"policy_degree: 2 .* this one is autoregressive"):
         FSACAgent(3, box.with_factorization("autoregressive"), cfg, num_envs=1, seed=0)
-    with pytest.raises(FarlError, match=r"policy_degree: 2 shapes a policy network"):
+    with pytest.raises(FarlError, match=r"policy_degree: 2 shapes or trains .* at null$"):
+        FSACAgent(3, box, cfg.model_copy(update={"actor": "boltzmann"}), num_envs=1, seed=0)
+
+
+def test_an_ordinal_policy_learns_and_refuses_what_has_no_positions() -> None:
+    box = make_codec(spaces.Box(-1.0, 1.0, (3,)), bins=5).space
+    cfg = FSACConfig(hidden_sizes=[16], batch_size=8, learning_starts=0, policy_ordinal=True)
+    a = FSACAgent(3, box, cfg, num_envs=1, seed=0)
+    obs = torch.randn(4, 3)
+    torch.testing.assert_close(
+        a.policy(obs).logits, ordinal_logits(a.policy.heads(a.policy.torso(obs)))
+    )
+    fill(a)
+    before = [p.clone() for p in a.policy.parameters()]
+    assert math.isfinite(float(a.update(a.buffer.sample(8))["policy_loss"]))
+    assert all(not torch.equal(b, p) for b, p in zip(before, a.policy.parameters(), strict=True))
+    with pytest.raises(FarlError, match=r"policy_ordinal: true .* sizes \[3, 4\], not evenly"):
+        agent("independent", policy_ordinal=True)
+    with pytest.raises(FarlError, match=r"policy_ordinal: true .* this one is autoregressive"):
+        FSACAgent(3, box.with_factorization("autoregressive"), cfg, num_envs=1, seed=0)
+    with pytest.raises(FarlError, match=r"policy_ordinal: true shapes or trains .* at false$"):
         FSACAgent(3, box, cfg.model_copy(update={"actor": "boltzmann"}), num_envs=1, seed=0)
 
 

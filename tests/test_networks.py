@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -12,6 +15,7 @@ from farl_cli.networks import (
     PolynomialHeads,
     RunningNorm,
     mlp,
+    ordinal_logits,
     polynomial_basis,
 )
 from farl_cli.spaces import FactoredSpace
@@ -135,3 +139,34 @@ def test_a_policy_of_degree_two_is_a_discretized_gaussian_over_its_bins() -> Non
     assert sum(p.numel() for p in policy.parameters()) < sum(p.numel() for p in plain.parameters())
     with pytest.raises(ValueError, match="independent factorization"):
         FactoredPolicy(5, even.with_factorization("autoregressive"), [16], "relu", degree=2)
+
+
+def test_ordinal_logits_match_their_sum_and_step_by_each_score() -> None:
+    scores = torch.randn(3, 4, 6, generator=torch.Generator().manual_seed(5), dtype=torch.float64)
+    logits = ordinal_logits(scores)
+    p = torch.sigmoid(scores)
+    for b, i, k in itertools.product(range(3), range(4), range(6)):
+        expected = sum(math.log(p[b, i, j]) for j in range(k + 1)) + sum(
+            math.log(1 - p[b, i, j]) for j in range(k + 1, 6)
+        )
+        assert math.isclose(float(logits[b, i, k]), expected, rel_tol=1e-9)
+    # from value k to k + 1 the logit moves by the score of k + 1: log p - log(1 - p)
+    torch.testing.assert_close(logits.diff(dim=-1), scores[..., 1:])
+    # scores of zero (a new network's) give the uniform distribution
+    flat = ordinal_logits(torch.zeros(2, 6))
+    torch.testing.assert_close(flat, torch.full((2, 6), 6 * math.log(0.5)))
+
+
+def test_an_ordinal_policy_applies_ordinal_logits_and_needs_evenly_spaced_values() -> None:
+    torch.manual_seed(0)
+    values = (tuple("01234"),) * 3
+    even = FactoredSpace((5,) * 3, "independent", tuple("abc"), values, False, True)
+    policy = FactoredPolicy(4, even, [8], "relu", ordinal=True)
+    obs = torch.randn(5, 4)
+    scores = policy.heads(policy.torso(obs))
+    torch.testing.assert_close(policy(obs).logits, ordinal_logits(scores))
+    with pytest.raises(ValueError, match="ordinal heads need"):
+        FactoredPolicy(4, even.with_factorization("autoregressive"), [8], "relu", ordinal=True)
+    uneven = FactoredSpace((5,) * 3, "independent", tuple("abc"), values, False, False)
+    with pytest.raises(ValueError, match="ordinal heads need"):
+        FactoredPolicy(4, uneven, [8], "relu", ordinal=True)

@@ -317,6 +317,7 @@ def test_sigkill_at_random_moments_leaves_loadable_checkpoints_and_a_resumable_r
         "agent.pair_rank=4",
         "agent.actor=boltzmann",
         "agent.policy_degree=2",
+        "agent.policy_ordinal=true",
     ],
 )
 def test_resume_refuses_to_reshape_an_fsac_run(setting: str) -> None:

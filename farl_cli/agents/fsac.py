@@ -20,6 +20,7 @@ the policy loss, and target copies follow by Polyak averaging with rate ``tau``.
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections.abc import Callable
 from typing import Any
@@ -237,17 +238,24 @@ def twin_min(q: list[Tensor]) -> Tensor:
 # ---------------------------------------------------------------------- the agent
 
 
-def _check_degree(key: str, degree: int | None, space: FactoredSpace) -> None:
-    """Refuse polynomial heads (``agent.<key>``) where a space's values have no positions."""
-    if degree is not None and (
+def _yaml(value: object) -> str:
+    """A setting's value as a preset writes it: ``null``, ``true``, ``2``, ``reverse_kl``."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _check_positions(setting: str, space: FactoredSpace, values: int) -> None:
+    """Refuse a head shaped by its values' positions (``setting``, as written in a preset)
+    where a space's values have none or fewer than ``values`` per dimension."""
+    if (
         space.factorization == "autoregressive"
         or not space.evenly_spaced
-        or degree >= min(space.sizes)
+        or len(set(space.sizes)) != 1
+        or space.sizes[0] < values
     ):
         raise FarlError(
-            f"agent.{key}: {degree} needs an independent factorization of evenly"
-            f" spaced values (a binned Box action space) with more than {degree} values"
-            f" per dimension; this one is {space.factorization}, sizes {list(space.sizes)},"
+            f"{setting} needs an independent factorization of evenly spaced values (a binned"
+            f" Box action space), at least {values} per dimension; this one is"
+            f" {space.factorization}, sizes {list(space.sizes)},"
             f" {'' if space.evenly_spaced else 'not '}evenly spaced"
         )
 
@@ -328,11 +336,15 @@ class FSACAgent(PolicyActor):
                 f" policy (agent.critic: per_dimension or additive); this one is"
                 f" {space.factorization}, agent.critic: {cfg.critic}"
             )
-        if boltzmann and cfg.policy_loss != "reverse_kl":
-            raise FarlError(
-                f"agent.policy_loss: {cfg.policy_loss} trains a policy network, and"
-                " agent.actor: boltzmann has none; leave agent.policy_loss at reverse_kl"
-            )
+        if boltzmann:  # no policy network to shape or train
+            for key in ("policy_loss", "policy_degree", "policy_ordinal"):
+                value, default = getattr(cfg, key), FSACConfig.model_fields[key].default
+                if value != default:
+                    raise FarlError(
+                        f"agent.{key}: {_yaml(value)} shapes or trains a policy network, and"
+                        f" agent.actor: boltzmann has none; leave agent.{key} at"
+                        f" {_yaml(default)}"
+                    )
         degree = cfg.sub_q_degree
         if degree is not None and self.full_q:
             raise FarlError(
@@ -340,13 +352,14 @@ class FSACAgent(PolicyActor):
                 " none (its one network reads the bins' positions); leave agent.sub_q_degree at"
                 " null"
             )
-        _check_degree("sub_q_degree", degree, space)
-        _check_degree("policy_degree", cfg.policy_degree, space)
-        if boltzmann and cfg.policy_degree is not None:
-            raise FarlError(
-                f"agent.policy_degree: {cfg.policy_degree} shapes a policy network's heads, and"
-                " agent.actor: boltzmann has none; leave agent.policy_degree at null"
+        if degree is not None:
+            _check_positions(f"agent.sub_q_degree: {degree}", space, degree + 1)
+        if cfg.policy_degree is not None:
+            _check_positions(
+                f"agent.policy_degree: {cfg.policy_degree}", space, cfg.policy_degree + 1
             )
+        if cfg.policy_ordinal:
+            _check_positions("agent.policy_ordinal: true", space, 2)
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
@@ -354,7 +367,9 @@ class FSACAgent(PolicyActor):
         network = (
             None
             if boltzmann
-            else FactoredPolicy(obs_dim, space, hidden, act, degree=cfg.policy_degree)
+            else FactoredPolicy(
+                obs_dim, space, hidden, act, degree=cfg.policy_degree, ordinal=cfg.policy_ordinal
+            )
         )
         norm = cfg.critic_layer_norm
         rank = cfg.pair_rank if cfg.critic == "pairwise" else 0
