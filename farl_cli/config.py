@@ -46,6 +46,12 @@ Width = Annotated[int, NB, Field(gt=0, le=MAX_WIDTH)]
 HiddenSizes = Annotated[list[Width], Field(max_length=8)]
 PositiveFloat = Annotated[float, NB, Field(gt=0)]
 UnitInterval = Annotated[float, NB, Field(ge=0, le=1)]
+# Not in the paper, independent factorizations of evenly spaced values only (binned
+# torques): each policy head's logits a polynomial of this degree in its bin's position
+# instead of one free logit per bin (None). Degree 2 makes every head a discretized Gaussian
+# over its bins (or a bowl that favours both ends), so that neighbouring torques share
+# probability and the head explores around its mean, as a Gaussian policy does.
+PolicyDegree = Annotated[int, NB, Field(ge=0, le=255)] | None
 
 
 class PresetError(FarlError):
@@ -101,6 +107,10 @@ class FPPOConfig(_Section):
     max_grad_norm: PositiveFloat = 0.5
     normalize_advantages: bool = True
     normalize_observations: bool = False
+    # The policy heads of FSAC's policy_degree and policy_ordinal (below), not in the paper,
+    # off by default, not measured with FPPO.
+    policy_degree: PolicyDegree = None
+    policy_ordinal: bool = False
 
 
 class FSACConfig(_Section):
@@ -175,13 +185,9 @@ class FSACConfig(_Section):
     # it, as a continuous critic's smoothness in the action does. On HalfCheetah a cubic
     # learned more slowly (README, "Measured").
     sub_q_degree: Annotated[int, NB, Field(ge=0, le=255)] | None = None
-    # Not in the paper, independent and evenly spaced values only: each policy head's logits
-    # a polynomial of this degree in its bin's position instead of one free logit per bin
-    # (None). Degree 2 makes every head a discretized Gaussian over its bins (or a bowl that
-    # favours both ends), so that neighbouring torques share probability and the head
-    # explores around its mean, as continuous SAC's Gaussian does. On HalfCheetah it led
-    # every other variant at 50k and trailed the preset at 100k (README, "Measured").
-    policy_degree: Annotated[int, NB, Field(ge=0, le=255)] | None = None
+    # PolicyDegree's heads (above). On HalfCheetah they led every other variant at 50k and
+    # trailed the preset at 100k (README, "Measured").
+    policy_degree: PolicyDegree = None
     # Not in the paper, independent and evenly spaced values only: Tang and Agrawal's (2020)
     # ordinal heads, whose outputs are one sigmoid score per bin and whose logit for bin k
     # sums log p_j below and at k and log(1 - p_j) above it, so that neighbouring torques

@@ -13,6 +13,8 @@ from gymnasium import spaces
 from farl_cli.agents.fppo import FPPOAgent, clipped_surrogate, ppo_loss
 from farl_cli.config import FPPOConfig
 from farl_cli.distributions import IndependentCategorical
+from farl_cli.errors import FarlError
+from farl_cli.networks import ordinal_logits
 from farl_cli.spaces import make_codec
 
 
@@ -167,3 +169,27 @@ def test_truncation_bootstraps_from_the_final_observation() -> None:
     assert bool(agent.buffer.data.episode_end[0, 0]) and not bool(
         agent.buffer.data.terminated[0, 0]
     )
+
+
+def test_shaped_policy_heads_learn_on_binned_torques_and_are_refused_elsewhere() -> None:
+    box = make_codec(spaces.Box(-1.0, 1.0, (2,)), bins=5).space
+    cfg = FPPOConfig(hidden_sizes=[8], rollout_steps=8, minibatch_size=4, epochs=1, policy_degree=2)
+    for shaped in (cfg, cfg.model_copy(update={"policy_ordinal": True})):
+        agent = FPPOAgent(2, box, shaped, num_envs=2)
+        obs = torch.randn(3, 2)
+        scores = agent.policy.heads(agent.policy.torso(obs))
+        assert torch.allclose(scores.diff(n=3, dim=-1), torch.zeros(3, 2, 2), atol=1e-6)
+        expected = ordinal_logits(scores) if shaped.policy_ordinal else scores
+        torch.testing.assert_close(agent.policy(obs).logits, expected)
+        before = [p.clone() for p in agent.policy.parameters()]
+        rng = np.random.default_rng(0)
+        for _ in range(4):
+            o = rng.normal(size=(2, 2)).astype(np.float32)
+            agent.explore(o)
+            agent.observe(o, o, rng.normal(size=2), np.zeros(2, bool), np.zeros(2, bool))
+        assert agent.updates == 1
+        after = agent.policy.parameters()
+        assert all(not torch.equal(b, p) for b, p in zip(before, after, strict=True))
+    for key, value in (("policy_degree", 2), ("policy_ordinal", True)):
+        with pytest.raises(FarlError, match=rf"agent\.{key}: .* sizes \[3, 3\], not evenly"):
+            FPPOAgent(2, space(3, "independent"), FPPOConfig(**{key: value}), num_envs=1)

@@ -1,4 +1,5 @@
-"""What both agents share: their device, acting with their policy, saving their modules."""
+"""What both agents share: their device, building and acting with their policy, saving their
+modules."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from farl_cli.config import FPPOConfig, FSACConfig
 from farl_cli.distributions import IndependentCategorical
 from farl_cli.errors import FarlError
 from farl_cli.networks import FactoredPolicy, RunningNorm
+from farl_cli.spaces import FactoredSpace
 
 Greedy = Literal["mode", "mean"]
 """How a deterministic action is read from a policy: its mode, or each head's mean bin."""
@@ -48,6 +50,41 @@ def compiled(fn: Callable[..., Any], device: torch.device) -> Callable[..., Any]
         return out.clone()
 
     return step
+
+
+def check_positions(setting: str, space: FactoredSpace, values: int) -> None:
+    """Refuse a head shaped by its values' positions (``setting``, as written in a preset)
+    where a space's values have none or fewer than ``values`` per dimension."""
+    if (
+        space.factorization == "autoregressive"
+        or not space.evenly_spaced
+        or len(set(space.sizes)) != 1
+        or space.sizes[0] < values
+    ):
+        raise FarlError(
+            f"{setting} needs an independent factorization of evenly spaced values (a binned"
+            f" Box action space), at least {values} per dimension; this one is"
+            f" {space.factorization}, sizes {list(space.sizes)},"
+            f" {'' if space.evenly_spaced else 'not '}evenly spaced"
+        )
+
+
+def policy_network(
+    obs_dim: int, space: FactoredSpace, cfg: FPPOConfig | FSACConfig
+) -> FactoredPolicy:
+    """The agent's policy network, its heads shaped as ``cfg`` says where the space allows."""
+    if cfg.policy_degree is not None:
+        check_positions(f"agent.policy_degree: {cfg.policy_degree}", space, cfg.policy_degree + 1)
+    if cfg.policy_ordinal:
+        check_positions("agent.policy_ordinal: true", space, 2)
+    return FactoredPolicy(
+        obs_dim,
+        space,
+        cfg.hidden_sizes,
+        cfg.activation,
+        degree=cfg.policy_degree,
+        ordinal=cfg.policy_ordinal,
+    )
 
 
 class PolicyActor:

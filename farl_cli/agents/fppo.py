@@ -15,11 +15,11 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from farl_cli.agents.common import PolicyActor, compiled
+from farl_cli.agents.common import PolicyActor, compiled, policy_network
 from farl_cli.buffers import Rollout, RolloutBuffer, compute_gae
 from farl_cli.config import FPPOConfig
 from farl_cli.distributions import IndependentCategorical
-from farl_cli.networks import FactoredPolicy, RunningNorm, ValueNet
+from farl_cli.networks import RunningNorm, ValueNet
 from farl_cli.spaces import FactoredSpace
 
 
@@ -85,7 +85,7 @@ class FPPOAgent(PolicyActor):
         )  # fmt: skip
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
-        self.policy = FactoredPolicy(obs_dim, space, cfg.hidden_sizes, cfg.activation)
+        self.policy = policy_network(obs_dim, space, cfg)
         self.value = ValueNet(obs_dim, cfg.hidden_sizes, cfg.activation)
         for module in (self.normalizer, self.policy, self.value):  # built on the CPU: the
             module.to(self.device)  # same initial weights for a seed on every device

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from farl_cli.agents.common import PolicyActor, compiled
+from farl_cli.agents.common import PolicyActor, check_positions, compiled, policy_network
 from farl_cli.buffers import ReplayBuffer
 from farl_cli.config import FSACConfig
 from farl_cli.distributions import FactoredDistribution, IndependentCategorical
@@ -243,23 +243,6 @@ def _yaml(value: object) -> str:
     return value if isinstance(value, str) else json.dumps(value)
 
 
-def _check_positions(setting: str, space: FactoredSpace, values: int) -> None:
-    """Refuse a head shaped by its values' positions (``setting``, as written in a preset)
-    where a space's values have none or fewer than ``values`` per dimension."""
-    if (
-        space.factorization == "autoregressive"
-        or not space.evenly_spaced
-        or len(set(space.sizes)) != 1
-        or space.sizes[0] < values
-    ):
-        raise FarlError(
-            f"{setting} needs an independent factorization of evenly spaced values (a binned"
-            f" Box action space), at least {values} per dimension; this one is"
-            f" {space.factorization}, sizes {list(space.sizes)},"
-            f" {'' if space.evenly_spaced else 'not '}evenly spaced"
-        )
-
-
 CPU_ROWS = 1024  # rows per critic pass when the joint critic's sub-Qs are read on a CPU
 
 
@@ -353,24 +336,12 @@ class FSACAgent(PolicyActor):
                 " null"
             )
         if degree is not None:
-            _check_positions(f"agent.sub_q_degree: {degree}", space, degree + 1)
-        if cfg.policy_degree is not None:
-            _check_positions(
-                f"agent.policy_degree: {cfg.policy_degree}", space, cfg.policy_degree + 1
-            )
-        if cfg.policy_ordinal:
-            _check_positions("agent.policy_ordinal: true", space, 2)
+            check_positions(f"agent.sub_q_degree: {degree}", space, degree + 1)
         self.normalizer = RunningNorm(obs_dim)
         self.normalizer.enabled = cfg.normalize_observations
         hidden, act = cfg.hidden_sizes, cfg.activation
         # built first, as it always was: a seed draws the same initial weights as before
-        network = (
-            None
-            if boltzmann
-            else FactoredPolicy(
-                obs_dim, space, hidden, act, degree=cfg.policy_degree, ordinal=cfg.policy_ordinal
-            )
-        )
+        network = None if boltzmann else policy_network(obs_dim, space, cfg)
         norm = cfg.critic_layer_norm
         rank = cfg.pair_rank if cfg.critic == "pairwise" else 0
         self.sub_q = nn.ModuleList(
