@@ -186,7 +186,7 @@ class FSACConfig(_Section):
     # learned more slowly (README, "Measured").
     sub_q_degree: Annotated[int, NB, Field(ge=0, le=255)] | None = None
     # PolicyDegree's heads (above). On HalfCheetah they led every other variant at 50k and
-    # trailed the preset at 100k (README, "Measured").
+    # trailed the preset at 100k and 175k (README, "Measured").
     policy_degree: PolicyDegree = None
     # Not in the paper, independent and evenly spaced values only: Tang and Agrawal's (2020)
     # ordinal heads, whose outputs are one sigmoid score per bin and whose logit for bin k
