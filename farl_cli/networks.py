@@ -197,7 +197,8 @@ class FactoredHeadsNet(nn.Module):
 
     With ``degree`` d (independent, evenly spaced values) the outputs are polynomials of
     degree d in the value's position (:class:`PolynomialHeads`): for a policy's logits, d = 2
-    makes each head a discretized Gaussian over its bins (or, curved up, a bowl).
+    makes each head a discretized Gaussian over its bins (or, curved up, a bowl). With
+    ``ordinal`` (the same spaces) a policy reads them as Tang and Agrawal's ordinal scores.
     """
 
     def __init__(
@@ -208,6 +209,7 @@ class FactoredHeadsNet(nn.Module):
         activation: str,
         layer_norm: bool = False,
         degree: int | None = None,
+        ordinal: bool = False,
     ):
         super().__init__()
         self.space = space
@@ -225,6 +227,14 @@ class FactoredHeadsNet(nn.Module):
             self.heads = PolynomialHeads(emb_dim, space, degree)
         else:
             self.heads = IndependentHeads(emb_dim, space)
+        if ordinal and (
+            self.autoregressive or not space.evenly_spaced or len(set(space.sizes)) != 1
+        ):
+            raise ValueError(
+                "ordinal heads need an independent factorization of evenly spaced values,"
+                " as many per dimension"
+            )
+        self.ordinal = ordinal  # the policy reads its outputs as ordinal scores
 
     def outputs(self, obs: Tensor, actions: Tensor | None = None) -> Tensor:
         """``[B, k, max_n]``; autoregressive outputs need the actions whose prefixes they read."""
@@ -237,30 +247,8 @@ class FactoredHeadsNet(nn.Module):
 
 
 class FactoredPolicy(FactoredHeadsNet):
-    """``obs -> FactoredDistribution``: torso then independent or autoregressive heads.
-
-    With ``ordinal`` (independent, evenly spaced values) the heads' outputs are scores that
-    :func:`ordinal_logits` turns into logits, so that neighbouring values share probability.
-    """
-
-    def __init__(
-        self,
-        obs_dim: int,
-        space: FactoredSpace,
-        hidden: list[int],
-        activation: str,
-        degree: int | None = None,
-        ordinal: bool = False,
-    ) -> None:
-        super().__init__(obs_dim, space, hidden, activation, degree=degree)
-        if ordinal and (
-            self.autoregressive or not space.evenly_spaced or len(set(space.sizes)) != 1
-        ):
-            raise ValueError(
-                "ordinal heads need an independent factorization of evenly spaced values,"
-                " as many per dimension"
-            )
-        self.ordinal = ordinal
+    """``obs -> FactoredDistribution``: torso then independent or autoregressive heads; with
+    ``ordinal`` the heads' outputs are scores that :func:`ordinal_logits` turns into logits."""
 
     def forward(self, obs: Tensor) -> FactoredDistribution:
         """The policy's distribution over joint actions for a batch of observations."""
